@@ -1,0 +1,362 @@
+//! Configuration: `walguard.toml`, overridden by `WALGUARD__SECTION__KEY`
+//! environment variables and by command-line flags.
+//!
+//! The raw file is deserialised with unknown keys rejected, then resolved once
+//! into [`Settings`], whose fields are typed and already checked. Nothing else
+//! in walguard reads the raw configuration. Errors name the dotted key that is
+//! wrong. Defaults are the named constants below.
+
+mod connection;
+mod secret;
+
+pub use connection::{ConnectionSettings, SslMode};
+pub use secret::Secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::schema::Severity;
+
+/// Folder of schema files when the configuration names none.
+pub const DEFAULT_SCHEMAS: &str = "schemas";
+/// Replication slot name when the configuration names none.
+pub const DEFAULT_SLOT: &str = "walguard";
+/// Publication name when the configuration names none.
+pub const DEFAULT_PUBLICATION: &str = "walguard";
+/// Schema of walguard's own tables in the sink database.
+pub const DEFAULT_SINK_SCHEMA: &str = "walguard";
+/// A batch is written once it holds this many violations.
+pub const DEFAULT_BATCH_MAX_VIOLATIONS: usize = 2_000;
+/// A batch is written at the latest this long after its first pending commit.
+pub const DEFAULT_BATCH_MAX_DELAY: Duration = Duration::from_millis(50);
+/// How long one webhook request may take before it counts as failed.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest single replication message accepted (one row change).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Everything that can go wrong while reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read configuration {path}: {source}")]
+    Read { path: PathBuf, source: config::ConfigError },
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The checked configuration the rest of walguard runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub schemas: PathBuf,
+    pub source: SourceSettings,
+    pub sink: SinkSettings,
+    pub webhooks: Vec<WebhookSettings>,
+    pub admin: AdminSettings,
+}
+
+/// The database walguard watches.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub connection: ConnectionSettings,
+    pub slot: String,
+    pub publication: String,
+    pub max_message_bytes: usize,
+}
+
+/// The database that receives the violations (the source unless set).
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub connection: ConnectionSettings,
+    pub schema: String,
+    pub batch_max_violations: usize,
+    pub batch_max_delay: Duration,
+}
+
+/// The payload shape a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Standard,
+    Slack,
+    Pagerduty,
+}
+
+/// One alert destination.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub format: WebhookFormat,
+    pub secret: Option<Secret>,
+    pub min_severity: Severity,
+    pub timeout: Duration,
+}
+
+/// The admin HTTP listener (metrics, health), off unless configured.
+#[derive(Debug, Clone, Default)]
+pub struct AdminSettings {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    schemas: Option<PathBuf>,
+    #[serde(default)]
+    source: RawSource,
+    #[serde(default)]
+    sink: RawSink,
+    #[serde(default)]
+    webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    url: Option<String>,
+    slot: Option<String>,
+    publication: Option<String>,
+    max_message_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    url: Option<String>,
+    schema: Option<String>,
+    batch_max_violations: Option<usize>,
+    batch_max_delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    format: Option<WebhookFormat>,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    min_severity: Option<Severity>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+}
+
+/// Values given on the command line, which win over file and environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub schemas: Option<PathBuf>,
+    pub source_url: Option<String>,
+}
+
+impl Settings {
+    /// Reads `path` (optional when `required` is false), applies environment
+    /// variables and `overrides`, and checks the result.
+    pub fn load(path: &Path, required: bool, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let read_error = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let raw: RawConfig = config::Config::builder()
+            .add_source(
+                config::File::from(path).format(config::FileFormat::Toml).required(required),
+            )
+            .add_source(
+                config::Environment::with_prefix("WALGUARD").prefix_separator("__").separator("__"),
+            )
+            .build()
+            .and_then(|built| built.try_deserialize())
+            .map_err(read_error)?;
+        Self::resolve(raw, overrides)
+    }
+
+    /// Settings from a TOML string, for tests and the demo.
+    pub fn from_toml(text: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let raw: RawConfig = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(|built| built.try_deserialize())
+            .map_err(|source| ConfigError::Read { path: PathBuf::from("<inline>"), source })?;
+        Self::resolve(raw, overrides)
+    }
+
+    fn resolve(raw: RawConfig, overrides: &Overrides) -> Result<Self, ConfigError> {
+        // The source connection: flag, then file or environment, then PG* variables.
+        let source_url = overrides.source_url.clone().or(raw.source.url);
+        let source_connection = ConnectionSettings::resolve(source_url.as_deref(), "source.url")?;
+        let source = SourceSettings {
+            connection: source_connection.clone(),
+            slot: identifier("source.slot", raw.source.slot, DEFAULT_SLOT)?,
+            publication: identifier(
+                "source.publication",
+                raw.source.publication,
+                DEFAULT_PUBLICATION,
+            )?,
+            max_message_bytes: positive(
+                "source.max_message_bytes",
+                raw.source.max_message_bytes,
+                DEFAULT_MAX_MESSAGE_BYTES,
+            )?,
+        };
+
+        // The sink defaults to the source database.
+        let sink_connection = match raw.sink.url.as_deref() {
+            Some(url) => ConnectionSettings::resolve(Some(url), "sink.url")?,
+            None => source_connection,
+        };
+        let sink = SinkSettings {
+            connection: sink_connection,
+            schema: identifier("sink.schema", raw.sink.schema, DEFAULT_SINK_SCHEMA)?,
+            batch_max_violations: positive(
+                "sink.batch_max_violations",
+                raw.sink.batch_max_violations,
+                DEFAULT_BATCH_MAX_VIOLATIONS,
+            )?,
+            batch_max_delay: raw
+                .sink
+                .batch_max_delay_ms
+                .map_or(DEFAULT_BATCH_MAX_DELAY, Duration::from_millis),
+        };
+
+        let webhooks = raw
+            .webhooks
+            .into_iter()
+            .enumerate()
+            .map(|(index, hook)| resolve_webhook(index, hook))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let listen = raw
+            .admin
+            .listen
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|err| ConfigError::Invalid {
+                    key: "admin.listen".into(),
+                    reason: format!("`{text}` is not an address such as 127.0.0.1:9187: {err}"),
+                })
+            })
+            .transpose()?;
+
+        Ok(Settings {
+            schemas: overrides
+                .schemas
+                .clone()
+                .or(raw.schemas)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SCHEMAS)),
+            source,
+            sink,
+            webhooks,
+            admin: AdminSettings { listen },
+        })
+    }
+}
+
+fn resolve_webhook(index: usize, hook: RawWebhook) -> Result<WebhookSettings, ConfigError> {
+    let key = |field: &str| format!("webhooks[{index}].{field}");
+    if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            key: key("url"),
+            reason: "must start with http:// or https://".into(),
+        });
+    }
+    let secret = match (hook.secret, hook.secret_env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key: key("secret"),
+                reason: "set either secret or secret_env, not both".into(),
+            });
+        }
+        (Some(secret), None) => Some(Secret::new(secret)),
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: key("secret_env"),
+                    reason: format!("environment variable {var} is not set"),
+                });
+            }
+        },
+        (None, None) => None,
+    };
+    Ok(WebhookSettings {
+        url: hook.url,
+        format: hook.format.unwrap_or(WebhookFormat::Standard),
+        secret,
+        min_severity: hook.min_severity.unwrap_or(Severity::Info),
+        timeout: hook.timeout_ms.map_or(DEFAULT_WEBHOOK_TIMEOUT, Duration::from_millis),
+    })
+}
+
+/// A slot, publication or schema name: lowercase letters, digits and `_`, as
+/// PostgreSQL requires of slot names; walguard uses the same rule for all three
+/// so they never need quoting.
+fn identifier(key: &str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    let value = value.unwrap_or_else(|| default.to_string());
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.into(),
+            reason: format!(
+                "`{value}` must be 1 to 63 characters of lowercase letters, digits and _"
+            ),
+        })
+    }
+}
+
+fn positive(key: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::Invalid { key: key.into(), reason: "must be above 0".into() }),
+        Some(value) => Ok(value),
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overrides() -> Overrides {
+        Overrides {
+            source_url: Some("postgresql://u@db.internal/shop".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_apply_and_sink_follows_source() {
+        let settings = Settings::from_toml("", &overrides()).unwrap();
+        assert_eq!(settings.source.slot, DEFAULT_SLOT);
+        assert_eq!(settings.sink.schema, DEFAULT_SINK_SCHEMA);
+        assert_eq!(settings.sink.connection.dbname, "shop");
+        assert_eq!(settings.schemas, PathBuf::from("schemas"));
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = Settings::from_toml("[source]\nslott = \"x\"\n", &overrides()).unwrap_err();
+        assert!(err.to_string().contains("slott"), "{err}");
+    }
+
+    #[test]
+    fn invalid_slot_name_names_the_key() {
+        let err = Settings::from_toml("[source]\nslot = \"Bad-Slot\"\n", &overrides()).unwrap_err();
+        assert!(err.to_string().contains("source.slot"), "{err}");
+    }
+
+    #[test]
+    fn webhook_needs_http_url_and_reads_secret_env() {
+        let err =
+            Settings::from_toml("[[webhooks]]\nurl = \"ftp://x\"\n", &overrides()).unwrap_err();
+        assert!(err.to_string().contains("webhooks[0].url"), "{err}");
+
+        let toml = "[[webhooks]]\nurl = \"http://x\"\nsecret_env = \"WALGUARD_TEST_UNSET_VAR\"\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err();
+        assert!(err.to_string().contains("WALGUARD_TEST_UNSET_VAR"), "{err}");
+    }
+}

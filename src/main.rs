@@ -1,0 +1,102 @@
+//! The `walguard` binary: parse the command line, load settings, start logs,
+//! run the command, and turn the outcome into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use walguard::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // Two rustls crypto providers are compiled in; pick one before any TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let cli = Cli::parse();
+    walguard::telemetry::init_logs(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err),
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+
+    if let Command::Demo { duration, rate } = cli.command {
+        let options = walguard::demo::DemoOptions { duration, rate };
+        return match walguard::demo::run(options, stop).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        };
+    }
+    let settings = match cli.settings() {
+        Ok(settings) => settings,
+        Err(err) => return fail(&err),
+    };
+    let outcome: Result<(), Box<dyn std::error::Error>> = match cli.command {
+        Command::Run { until_lsn } => {
+            let options = walguard::app::RunOptions { until_lsn };
+            walguard::app::run(settings, options, stop).await.map_err(Into::into)
+        }
+        Command::Setup { print_sql } => setup(&settings, print_sql).await,
+        Command::Demo { .. } => unreachable!("handled above"),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(err.as_ref()),
+    }
+}
+
+async fn setup(
+    settings: &walguard::config::Settings,
+    print_sql: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let plan = walguard::setup::plan(settings).await?;
+    if print_sql {
+        print!("{}", plan.to_sql(settings));
+        return Ok(());
+    }
+    walguard::setup::apply(settings, &plan).await?;
+    println!(
+        "walguard is set up: slot {}, publication {}, tables in schema {}",
+        settings.source.slot, settings.source.publication, settings.sink.schema
+    );
+    Ok(())
+}
+
+/// Cancels `stop` on SIGTERM or Ctrl-C; a second signal exits at once.
+async fn stop_on_signal(stop: CancellationToken) {
+    let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping: finishing the current batch");
+    stop.cancel();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    std::process::exit(130);
+}
+
+/// Prints an error with its causes and returns the failure exit code.
+fn fail(err: &dyn std::error::Error) -> ExitCode {
+    let mut message = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        source = cause.source();
+    }
+    eprintln!("{message}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,173 @@
+//! From replication messages to violations: decode, look up the relation,
+//! build the row, validate it, and stamp each finding with where it came from.
+//!
+//! This is the synchronous heart of `walguard run`, free of I/O so tests and
+//! benchmarks can drive it with bytes. It assumes the server's ordering
+//! guarantees for pgoutput: a Relation message precedes the first change to
+//! that relation in a session, and changes arrive between the Begin and the
+//! Commit of their transaction, whole transactions in commit order.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple};
+use crate::relation::{CachedRelation, RelationCache};
+use crate::row::{self, RowError};
+use crate::schema::{SchemaSet, TableSchema};
+use crate::sink::{Violation, format_lsn};
+use crate::validate::{self, Operation};
+
+/// Why a message could not be turned into violations. Each one is fatal for
+/// the stream: skipping it could miss a bad row.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("failed to decode a message of the transaction committing at {lsn}: {source}")]
+    Decode { lsn: String, source: DecodeError },
+    #[error("change to relation {oid} at {lsn} arrived before its Relation message")]
+    UnknownRelation { oid: Oid, lsn: String },
+    #[error("change at {lsn} arrived outside a transaction")]
+    NoTransaction { lsn: String },
+    #[error("failed to read a row of the transaction committing at {lsn}: {source}")]
+    Row { lsn: String, source: RowError },
+}
+
+/// The transaction being read.
+#[derive(Debug, Clone, Copy)]
+struct Transaction {
+    commit_lsn: u64,
+    commit_time: i64,
+    xid: u32,
+    /// Changes seen so far; a change's ordinal is its index.
+    changes: u32,
+}
+
+/// Turns one session's messages into violations.
+pub struct Pipeline {
+    schemas: Arc<SchemaSet>,
+    relations: RelationCache,
+    transaction: Option<Transaction>,
+}
+
+impl Pipeline {
+    pub fn new(schemas: Arc<SchemaSet>) -> Self {
+        Pipeline { schemas, relations: RelationCache::default(), transaction: None }
+    }
+
+    /// Forgets relations: the server sends them again in a new session.
+    pub fn reset(&mut self) {
+        self.relations.clear();
+        self.transaction = None;
+    }
+
+    /// Whether a transaction has begun and not yet committed.
+    pub fn in_transaction(&self) -> bool {
+        self.transaction.is_some()
+    }
+
+    pub fn begin(&mut self, commit_lsn: u64, commit_time: i64, xid: u32) {
+        self.transaction = Some(Transaction { commit_lsn, commit_time, xid, changes: 0 });
+    }
+
+    pub fn commit(&mut self) {
+        self.transaction = None;
+    }
+
+    /// Handles one message between Begin and Commit (or a Relation or Type
+    /// message anywhere), appending any violations to `out`.
+    pub fn handle(&mut self, data: &Bytes, out: &mut Vec<Violation>) -> Result<(), PipelineError> {
+        let commit_lsn = self.transaction.map(|t| t.commit_lsn);
+        let lsn = move || commit_lsn.map_or_else(|| "?".into(), format_lsn);
+        let message = pgoutput::decode(data)
+            .map_err(|source| PipelineError::Decode { lsn: lsn(), source })?;
+        let (relation, operation, tuple, old) = match message {
+            Message::Relation(relation) => {
+                self.relations.apply_relation(relation);
+                return Ok(());
+            }
+            Message::Type(type_message) => {
+                self.relations.apply_type(type_message);
+                return Ok(());
+            }
+            Message::Insert(insert) => (insert.relation, Operation::Insert, insert.new, None),
+            Message::Update(update) => (update.relation, Operation::Update, update.new, update.old),
+            Message::Delete(_) => {
+                self.count_change(&lsn())?;
+                return Ok(());
+            }
+            // Boundaries arrive as transport events; truncates and origins
+            // carry no row to validate.
+            Message::Begin(_)
+            | Message::Commit(_)
+            | Message::Origin(_)
+            | Message::Truncate(_)
+            | Message::Message(_) => return Ok(()),
+        };
+
+        let ordinal = self.count_change(&lsn())?;
+        let transaction = self.transaction.expect("count_change checked the transaction");
+        let Some(cached) = self.relations.get(relation) else {
+            return Err(PipelineError::UnknownRelation { oid: relation, lsn: lsn() });
+        };
+        let rel = &cached.relation;
+        let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
+            return Ok(());
+        };
+
+        let row = row::row_from_tuple(cached, &tuple)
+            .map_err(|source| PipelineError::Row { lsn: lsn(), source })?;
+        let findings = validate::validate(schema, operation, &row);
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let key_tuple = match &old {
+            Some(OldTuple::Key(old) | OldTuple::Full(old)) if operation == Operation::Update => old,
+            _ => &tuple,
+        };
+        let row_key = redact_key(schema, row::row_key(cached, key_tuple));
+        out.extend(findings.into_iter().map(|finding| Violation {
+            table_schema: rel.namespace.clone(),
+            table_name: rel.name.clone(),
+            operation,
+            commit_lsn: transaction.commit_lsn,
+            commit_time: transaction.commit_time,
+            xid: transaction.xid,
+            change_ordinal: ordinal,
+            row_key: row_key.clone(),
+            rule: finding.rule,
+            column: finding.column,
+            severity: finding.severity,
+            message: finding.message,
+            value: finding.value,
+        }));
+        Ok(())
+    }
+
+    /// Numbers the next change of the open transaction.
+    fn count_change(&mut self, lsn: &str) -> Result<u32, PipelineError> {
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Err(PipelineError::NoTransaction { lsn: lsn.to_string() });
+        };
+        let ordinal = transaction.changes;
+        transaction.changes += 1;
+        Ok(ordinal)
+    }
+
+    /// The relation metadata for an oid, for tests and drift checks.
+    pub fn relation(&self, oid: Oid) -> Option<&CachedRelation> {
+        self.relations.get(oid)
+    }
+}
+
+/// Replaces the values of `x-pii` key columns.
+fn redact_key(schema: &TableSchema, mut key: Value) -> Value {
+    if let Value::Object(map) = &mut key {
+        for (column, value) in map.iter_mut() {
+            if schema.is_pii(column) && !value.is_null() {
+                *value = Value::String(crate::validate::REDACTED.into());
+            }
+        }
+    }
+    key
+}

@@ -1,0 +1,216 @@
+//! The slot and publications walguard reads from, planned from the schema
+//! files and checked before streaming.
+//!
+//! Two publications share the configured name: `<name>` publishes inserts and
+//! updates, `<name>_inserts` publishes only inserts. PostgreSQL refuses an
+//! UPDATE or DELETE on a table that a publication publishes them for when the
+//! table has no replica identity (PostgreSQL documentation, section 31.1
+//! "Publication"), so a table without a primary key, replica identity index or
+//! REPLICA IDENTITY FULL goes into the second one: walguard then validates its
+//! inserts only, and never makes the application's writes fail. Deletes and
+//! truncates are never published: they cannot break a row's schema.
+//! `publish_via_partition_root` makes rows written to any partition, even one
+//! attached later, arrive under the partitioned table's name.
+
+use tokio_postgres::Client;
+
+use crate::postgres::{quote_ident, quote_literal};
+use crate::schema::SchemaSet;
+
+/// A problem with the slot, the publications or the tables they name.
+#[derive(Debug, thiserror::Error)]
+pub enum SlotError {
+    #[error("table {table} named by {file} does not exist in database {database}")]
+    MissingTable { table: String, file: String, database: String },
+    #[error("table {table} named by {file} is in walguard's own schema {schema}")]
+    OwnTable { table: String, file: String, schema: String },
+    #[error("replication slot {slot} does not exist in database {database}: run `walguard setup`")]
+    MissingSlot { slot: String, database: String },
+    #[error(
+        "replication slot {slot} uses plugin {plugin} or another database; walguard needs a pgoutput slot in {database}"
+    )]
+    WrongSlot { slot: String, plugin: String, database: String },
+    #[error(
+        "replication slot {slot} was invalidated (wal_status = lost): the server removed WAL it needed; drop it and run `walguard setup` again"
+    )]
+    LostSlot { slot: String },
+    #[error("publication {publication} does not exist: run `walguard setup`")]
+    MissingPublication { publication: String },
+    #[error("failed to {action} on the source database: {source}")]
+    Sql { action: &'static str, source: tokio_postgres::Error },
+}
+
+impl SlotError {
+    fn sql(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SlotError {
+        move |source| SlotError::Sql { action, source }
+    }
+}
+
+/// The names of the two publications for a configured name.
+pub fn publication_names(base: &str) -> [String; 2] {
+    [base.to_string(), format!("{base}_inserts")]
+}
+
+/// The statements that make the source match the schema files.
+pub async fn plan(
+    client: &Client,
+    schemas: &SchemaSet,
+    slot: &str,
+    publication: &str,
+    own_schema: &str,
+) -> Result<Vec<String>, SlotError> {
+    let database: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .map_err(SlotError::sql("read the database name"))?
+        .get(0);
+
+    // Sort every table into the publication its replica identity allows.
+    let mut full = Vec::new();
+    let mut inserts_only = Vec::new();
+    for table in schemas.tables() {
+        let name = table.table.quoted();
+        let file = table.path.display().to_string();
+        if table.table.schema == own_schema {
+            return Err(SlotError::OwnTable {
+                table: table.table.to_string(),
+                file,
+                schema: own_schema.into(),
+            });
+        }
+        let row = client
+            .query_opt(
+                "SELECT c.relreplident::text = 'f'
+                     OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
+                         AND ((c.relreplident::text = 'd' AND i.indisprimary)
+                           OR (c.relreplident::text = 'i' AND i.indisreplident)))
+                 FROM pg_class c WHERE c.oid = to_regclass($1)",
+                &[&name],
+            )
+            .await
+            .map_err(SlotError::sql("look up a table"))?;
+        match row {
+            None => {
+                return Err(SlotError::MissingTable {
+                    table: table.table.to_string(),
+                    file,
+                    database,
+                });
+            }
+            Some(row) if row.get::<_, bool>(0) => full.push(name),
+            Some(_) => inserts_only.push(name),
+        }
+    }
+
+    // Publications first, then the slot, so the slot never sees a gap.
+    let [main, inserts] = publication_names(publication);
+    let mut statements = publication_statements(client, &main, "insert, update", &full).await?;
+    statements.extend(publication_statements(client, &inserts, "insert", &inserts_only).await?);
+
+    let existing = client
+        .query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(SlotError::sql("look up the replication slot"))?;
+    if existing.is_none() {
+        statements.push(format!(
+            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+            quote_literal(slot)
+        ));
+    }
+    Ok(statements)
+}
+
+async fn publication_statements(
+    client: &Client,
+    name: &str,
+    publish: &str,
+    tables: &[String],
+) -> Result<Vec<String>, SlotError> {
+    let quoted = quote_ident(name);
+    let options = format!("publish = '{publish}', publish_via_partition_root = true");
+    let current: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables
+             WHERE pubname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(SlotError::sql("read the publication's tables"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(SlotError::sql("look up the publication"))?
+        .is_some();
+
+    let list = tables.join(", ");
+    Ok(match (exists, tables.is_empty()) {
+        (false, true) => vec![format!("CREATE PUBLICATION {quoted} WITH ({options})")],
+        (false, false) => {
+            vec![format!("CREATE PUBLICATION {quoted} FOR TABLE {list} WITH ({options})")]
+        }
+        (true, false) => vec![
+            format!("ALTER PUBLICATION {quoted} SET TABLE {list}"),
+            format!("ALTER PUBLICATION {quoted} SET ({options})"),
+        ],
+        (true, true) if current.is_empty() => {
+            vec![format!("ALTER PUBLICATION {quoted} SET ({options})")]
+        }
+        (true, true) => vec![
+            format!("ALTER PUBLICATION {quoted} DROP TABLE {}", current.join(", ")),
+            format!("ALTER PUBLICATION {quoted} SET ({options})"),
+        ],
+    })
+}
+
+/// Checks that the slot and publications exist and the slot is usable;
+/// returns the publication names to stream.
+pub async fn check(
+    client: &Client,
+    slot: &str,
+    publication: &str,
+) -> Result<Vec<String>, SlotError> {
+    let database: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .map_err(SlotError::sql("read the database name"))?
+        .get(0);
+    let row = client
+        .query_opt(
+            "SELECT plugin, database, coalesce(wal_status, '') FROM pg_replication_slots
+             WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(SlotError::sql("look up the replication slot"))?;
+    let Some(row) = row else {
+        return Err(SlotError::MissingSlot { slot: slot.into(), database });
+    };
+    let (plugin, slot_database, wal_status): (Option<String>, Option<String>, String) =
+        (row.get(0), row.get(1), row.get(2));
+    if plugin.as_deref() != Some("pgoutput") || slot_database.as_deref() != Some(&database) {
+        return Err(SlotError::WrongSlot {
+            slot: slot.into(),
+            plugin: plugin.unwrap_or_else(|| "none (physical)".into()),
+            database,
+        });
+    }
+    if wal_status == "lost" {
+        return Err(SlotError::LostSlot { slot: slot.into() });
+    }
+
+    let names = publication_names(publication);
+    for name in &names {
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[name])
+            .await
+            .map_err(SlotError::sql("look up the publication"))?
+            .is_some();
+        if !exists {
+            return Err(SlotError::MissingPublication { publication: name.clone() });
+        }
+    }
+    Ok(names.to_vec())
+}

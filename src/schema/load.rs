@@ -1,0 +1,241 @@
+//! Reading one schema file into a [`TableSchema`]: YAML, our keywords, the
+//! JSON Schema compiled once, the CEL rules compiled once.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use jsonschema::{Draft, ValidationOptions};
+use serde_json::{Map, Value};
+use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
+
+use super::keywords::{self, push_segment};
+use super::rules::compile_rules;
+use super::{Column, ColumnRef, QualifiedName, SchemaError, Severity, TableSchema};
+
+/// Top-level keywords that leave each column's check independent of the other
+/// columns, so that checking column by column equals checking the whole row.
+const PER_COLUMN_KEYWORDS: [&str; 13] = [
+    "type",
+    "properties",
+    "required",
+    "$schema",
+    "$defs",
+    "definitions",
+    "title",
+    "description",
+    "$comment",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
+
+/// The `*.yaml` and `*.yml` files directly in `dir`, sorted by name; hidden
+/// files (editor backups such as `.#orders.yaml`) are skipped.
+pub(super) fn schema_files(dir: &Path) -> Result<Vec<PathBuf>, SchemaError> {
+    let read_dir_error = |source| SchemaError::ReadDir { dir: dir.to_owned(), source };
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_dir_error)? {
+        let path = entry.map_err(read_dir_error)?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_none_or(|name| name.starts_with('.'));
+        let yaml = path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml");
+        if yaml && !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Loads and compiles one schema file.
+pub(super) fn load_file(path: &Path) -> Result<TableSchema, SchemaError> {
+    // Parse the YAML into a JSON document whose top level is a mapping.
+    let text = fs::read_to_string(path)
+        .map_err(|source| SchemaError::ReadFile { path: path.to_owned(), source })?;
+    let document = parse_yaml(path, &text)?;
+    let root = match &document {
+        Value::Object(root) => root,
+        Value::Null => return Err(SchemaError::invalid(path, "", "the file is empty")),
+        _ => {
+            let message = "the file must be a mapping of JSON Schema keywords, with x-table";
+            return Err(SchemaError::invalid(path, "", message));
+        }
+    };
+
+    // Check our keywords before compiling: the table first, then their places.
+    let table = read_table(path, root)?;
+    keywords::check(&document)
+        .map_err(|misplaced| SchemaError::invalid(path, &misplaced.pointer, misplaced.message))?;
+
+    // Compile the JSON Schema, which also validates it against the meta-schema,
+    // so the reads below can trust its shape.
+    let validator = jsonschema_options().build(&document).map_err(|err| {
+        let message = format!("invalid JSON Schema: {err}");
+        SchemaError::invalid(path, err.instance_path().as_str(), message)
+    })?;
+    let mut columns = read_columns(path, root)?;
+    let per_column = validates_per_column(root) && compile_columns(&document, &mut columns);
+
+    // Read the remaining top-level keywords of ours.
+    let severity = match root.get("x-severity") {
+        Some(value) => read_severity(path, "/x-severity", value)?,
+        None => Severity::default(),
+    };
+    let on_unknown_columns = match root.get("x-on-unknown-columns") {
+        Some(value) => value.as_str().and_then(|text| text.parse().ok()).ok_or_else(|| {
+            let message = "x-on-unknown-columns must be ignore, info, warn, error or critical";
+            SchemaError::invalid(path, "/x-on-unknown-columns", message)
+        })?,
+        None => Default::default(),
+    };
+    let monitors = match root.get("x-monitors") {
+        Some(Value::Object(monitors)) => Some(monitors.clone()),
+        Some(_) => {
+            let message = "x-monitors must be a mapping, such as {freshness: 15m}";
+            return Err(SchemaError::invalid(path, "/x-monitors", message));
+        }
+        None => None,
+    };
+    let rules = compile_rules(path, root.get("x-rules"))?;
+    let required = root
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(|name| name.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+
+    let column_index =
+        columns.iter().enumerate().map(|(index, column)| (column.name.clone(), index)).collect();
+    Ok(TableSchema {
+        table,
+        path: path.to_owned(),
+        severity,
+        validator,
+        columns,
+        column_index,
+        required,
+        per_column,
+        rules,
+        on_unknown_columns,
+        monitors,
+    })
+}
+
+/// The options every schema compiles with: draft 2020-12, formats asserted
+/// rather than annotations, and an unknown format name an error.
+fn jsonschema_options() -> ValidationOptions<'static> {
+    jsonschema::options()
+        .with_draft(Draft::Draft202012)
+        .should_validate_formats(true)
+        .should_ignore_unknown_formats(false)
+}
+
+/// Gives each column the validator of its own subschema, compiled in the
+/// context of the whole document so that `$ref`s resolve. Returns false, and
+/// leaves the columns without validators, if any column has none.
+fn compile_columns(document: &Value, columns: &mut [Column]) -> bool {
+    // `build_map` leaves out a subschema that fails to compile rather than
+    // failing; `build` has vouched for the document, and any gap falls back to
+    // whole-row validation.
+    let Ok(validators) = jsonschema_options().build_map(document) else {
+        return false;
+    };
+    let mut found = Vec::with_capacity(columns.len());
+    for column in columns.iter() {
+        let mut pointer = String::from("#/properties");
+        push_segment(&mut pointer, &column.name);
+        match validators.get(&pointer) {
+            Some(validator) => found.push(validator.clone()),
+            None => return false,
+        }
+    }
+    for (column, validator) in columns.iter_mut().zip(found) {
+        column.validator = Some(validator);
+    }
+    true
+}
+
+/// Parses YAML into JSON, turning a syntax error into one line with its
+/// position.
+fn parse_yaml(path: &Path, text: &str) -> Result<Value, SchemaError> {
+    serde_saphyr::from_str(text).map_err(|err| {
+        let location = err.location().map(|location| (location.line(), location.column()));
+        let message = DefaultMessageFormatter.format_message(err.without_snippet());
+        let message = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        SchemaError::Yaml { path: path.to_owned(), location, message }
+    })
+}
+
+/// Reads `x-table`, which every file must have.
+fn read_table(path: &Path, root: &Map<String, Value>) -> Result<QualifiedName, SchemaError> {
+    let Some(value) = root.get("x-table") else {
+        let message = "missing x-table: name the table this file describes, e.g. \
+                       x-table: public.orders";
+        return Err(SchemaError::invalid(path, "", message));
+    };
+    let Some(text) = value.as_str() else {
+        return Err(SchemaError::invalid(path, "/x-table", "x-table must be a string"));
+    };
+    text.parse().map_err(|err| SchemaError::invalid(path, "/x-table", format!("{err}")))
+}
+
+/// Reads a severity name.
+fn read_severity(path: &Path, pointer: &str, value: &Value) -> Result<Severity, SchemaError> {
+    let text = value.as_str().unwrap_or_default();
+    text.parse().map_err(|_| {
+        let message = "expected a severity: info, warn, error or critical";
+        SchemaError::invalid(path, pointer, message)
+    })
+}
+
+/// Reads the columns under the top-level `properties` with our keywords on
+/// them.
+fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, SchemaError> {
+    let Some(properties) = root.get("properties").and_then(Value::as_object) else {
+        return Ok(Vec::new());
+    };
+    let mut columns = Vec::with_capacity(properties.len());
+    for (name, property) in properties {
+        let mut pointer = String::from("/properties");
+        push_segment(&mut pointer, name);
+        let keyword = |keyword: &str| {
+            property.get(keyword).map(|value| (value, pointer.clone() + "/" + keyword))
+        };
+
+        let pii = match keyword("x-pii") {
+            Some((Value::Bool(pii), _)) => *pii,
+            Some((_, pointer)) => {
+                return Err(SchemaError::invalid(path, &pointer, "x-pii must be true or false"));
+            }
+            None => false,
+        };
+        let severity = match keyword("x-severity") {
+            Some((value, pointer)) => Some(read_severity(path, &pointer, value)?),
+            None => None,
+        };
+        let references = match keyword("x-references") {
+            Some((value, pointer)) => Some(read_reference(path, &pointer, value)?),
+            None => None,
+        };
+        columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+    }
+    Ok(columns)
+}
+
+/// Reads `x-references: schema.table.column`.
+fn read_reference(path: &Path, pointer: &str, value: &Value) -> Result<ColumnRef, SchemaError> {
+    let text = value.as_str().unwrap_or_default();
+    text.parse().map_err(|err| SchemaError::invalid(path, pointer, format!("x-references: {err}")))
+}
+
+/// Whether the top level leaves columns independent (see [`PER_COLUMN_KEYWORDS`]);
+/// `type` must then be `object`, which every row is.
+fn validates_per_column(root: &Map<String, Value>) -> bool {
+    let plain_keywords = root.keys().all(|keyword| {
+        keyword.starts_with("x-") || PER_COLUMN_KEYWORDS.contains(&keyword.as_str())
+    });
+    let object_type = root.get("type").is_none_or(|kind| kind == "object");
+    plain_keywords && object_type
+}

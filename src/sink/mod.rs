@@ -1,0 +1,274 @@
+//! Where violations go: the `violations` table reviewers query, and the
+//! webhook outbox that the dispatcher delivers from.
+//!
+//! A batch is written in one transaction: the violations with
+//! `ON CONFLICT (dedup_key) DO NOTHING`, then one outbox row per webhook for
+//! the violations that were new. A replayed batch therefore adds neither
+//! violations nor alerts. The caller acknowledges the source position only
+//! after [`Sink::write`] has returned, so nothing acknowledged can be lost.
+
+mod alert;
+pub mod ddl;
+mod signature;
+pub mod webhook;
+
+pub use alert::Alert;
+pub use signature::sign;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio_postgres::Client;
+
+use crate::config::{SinkSettings, WebhookSettings};
+use crate::postgres::{self, ConnectError, quote_ident};
+use crate::schema::Severity;
+use crate::validate::Operation;
+
+/// One row of `walguard.violations`, before it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub table_schema: String,
+    pub table_name: String,
+    pub operation: Operation,
+    pub commit_lsn: u64,
+    /// Commit time, microseconds since 2000-01-01 00:00 UTC.
+    pub commit_time: i64,
+    pub xid: u32,
+    /// Position of the change within its transaction, counting from 0.
+    pub change_ordinal: u32,
+    pub row_key: Value,
+    pub rule: String,
+    pub column: Option<String>,
+    pub severity: Severity,
+    pub message: String,
+    pub value: Option<Value>,
+}
+
+impl Violation {
+    /// The key that makes a replayed change land on the same row.
+    pub fn dedup_key(&self) -> String {
+        format!(
+            "stream/{}/{}/{}/{}",
+            format_lsn(self.commit_lsn),
+            self.change_ordinal,
+            self.rule,
+            self.column.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Formats an LSN the way PostgreSQL shows it (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// What can go wrong while writing to the sink.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the sink table {schema}.{table} does not exist: run `walguard setup` first")]
+    MissingTable { schema: String, table: String },
+    #[error("failed to {action} in the sink database: {source}")]
+    Sql { action: &'static str, source: tokio_postgres::Error },
+}
+
+impl SinkError {
+    fn sql(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
+        move |source| SinkError::Sql { action, source }
+    }
+
+    /// Whether retrying later can succeed (a cut connection, a restarting
+    /// server), as opposed to a problem an operator must fix.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SinkError::MissingTable { .. } => false,
+            SinkError::Connect(err) => err.code().is_none_or(crate::postgres::is_transient_code),
+            SinkError::Sql { source, .. } => {
+                source.is_closed() || source.code().is_none_or(crate::postgres::is_transient_code)
+            }
+        }
+    }
+}
+
+/// The open sink: a connection and what the outbox needs to know.
+pub struct Sink {
+    client: Client,
+    schema: String,
+    insert_violations: String,
+    insert_outbox: String,
+    webhooks: Vec<WebhookSettings>,
+    outbox_ready: Arc<Notify>,
+}
+
+impl Sink {
+    /// Connects and checks that `walguard setup` created the tables.
+    pub async fn connect(
+        settings: &SinkSettings,
+        webhooks: &[WebhookSettings],
+        outbox_ready: Arc<Notify>,
+    ) -> Result<Self, SinkError> {
+        let client = postgres::connect(&settings.connection, "walguard sink").await?;
+        for table in ddl::REQUIRED_TABLES {
+            let row = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&format!("{}.{}", quote_ident(&settings.schema), table)],
+                )
+                .await
+                .map_err(SinkError::sql("look up walguard's tables"))?;
+            if !row.get::<_, bool>(0) {
+                return Err(SinkError::MissingTable {
+                    schema: settings.schema.clone(),
+                    table: table.to_string(),
+                });
+            }
+        }
+        let s = quote_ident(&settings.schema);
+        Ok(Sink {
+            client,
+            insert_violations: insert_violations_sql(&s),
+            insert_outbox: format!(
+                "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload) \
+                 VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
+            ),
+            schema: settings.schema.clone(),
+            webhooks: webhooks.to_vec(),
+            outbox_ready,
+        })
+    }
+
+    /// The schema walguard's tables live in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Writes a batch in one transaction; returns how many violations were
+    /// new (a replay returns 0).
+    pub async fn write(&mut self, batch: &[Violation]) -> Result<usize, SinkError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let transaction =
+            self.client.transaction().await.map_err(SinkError::sql("begin a transaction"))?;
+
+        // The violations, skipping those a previous run already wrote.
+        let columns = ViolationColumns::from_batch(batch);
+        let rows = transaction
+            .query(&self.insert_violations, &columns.params())
+            .await
+            .map_err(SinkError::sql("insert violations"))?;
+        let inserted: std::collections::HashSet<String> =
+            rows.iter().map(|row| row.get::<_, String>(0)).collect();
+        let fresh: Vec<&Violation> =
+            batch.iter().filter(|v| inserted.contains(&v.dedup_key())).collect();
+
+        // One alert per webhook, for the new violations it wants to hear of.
+        let mut alerts = 0;
+        for hook in &self.webhooks {
+            let Some(alert) = Alert::for_webhook(hook, &fresh) else { continue };
+            transaction
+                .execute(
+                    &self.insert_outbox,
+                    &[&webhook::endpoint_name(hook), &alert.webhook_id, &alert.payload.to_string()],
+                )
+                .await
+                .map_err(SinkError::sql("queue a webhook alert"))?;
+            alerts += 1;
+        }
+
+        transaction.commit().await.map_err(SinkError::sql("commit violations"))?;
+        if alerts > 0 {
+            self.outbox_ready.notify_waiters();
+        }
+        Ok(fresh.len())
+    }
+}
+
+fn insert_violations_sql(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}.violations (source, table_schema, table_name, operation, commit_lsn,
+    commit_ts, xid, row_key, rule, column_name, severity, message, value, dedup_key)
+SELECT 'stream', u.table_schema, u.table_name, u.operation, u.commit_lsn::pg_lsn,
+    timestamptz '2000-01-01 00:00:00+00' + u.commit_us * interval '1 microsecond',
+    u.xid, u.row_key::jsonb, u.rule, u.column_name, u.severity, u.message, u.value::jsonb,
+    u.dedup_key
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+    AS u(table_schema, table_name, operation, commit_lsn, commit_us, xid, row_key, rule,
+         column_name, severity, message, value, dedup_key)
+ON CONFLICT (dedup_key) DO NOTHING
+RETURNING dedup_key"
+    )
+}
+
+/// A batch turned into one array per column, for a single `unnest` insert.
+#[derive(Default)]
+struct ViolationColumns {
+    table_schema: Vec<String>,
+    table_name: Vec<String>,
+    operation: Vec<&'static str>,
+    commit_lsn: Vec<String>,
+    commit_us: Vec<i64>,
+    xid: Vec<i64>,
+    row_key: Vec<String>,
+    rule: Vec<String>,
+    column_name: Vec<Option<String>>,
+    severity: Vec<&'static str>,
+    message: Vec<String>,
+    value: Vec<Option<String>>,
+    dedup_key: Vec<String>,
+}
+
+impl ViolationColumns {
+    fn from_batch(batch: &[Violation]) -> Self {
+        let mut c = ViolationColumns::default();
+        for v in batch {
+            c.table_schema.push(v.table_schema.clone());
+            c.table_name.push(v.table_name.clone());
+            c.operation.push(v.operation.as_str());
+            c.commit_lsn.push(format_lsn(v.commit_lsn));
+            c.commit_us.push(v.commit_time);
+            c.xid.push(i64::from(v.xid));
+            c.row_key.push(v.row_key.to_string());
+            c.rule.push(v.rule.clone());
+            c.column_name.push(v.column.clone());
+            c.severity.push(v.severity.as_str());
+            c.message.push(v.message.clone());
+            c.value.push(v.value.as_ref().map(Value::to_string));
+            c.dedup_key.push(v.dedup_key());
+        }
+        c
+    }
+
+    fn params(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        vec![
+            &self.table_schema,
+            &self.table_name,
+            &self.operation,
+            &self.commit_lsn,
+            &self.commit_us,
+            &self.xid,
+            &self.row_key,
+            &self.rule,
+            &self.column_name,
+            &self.severity,
+            &self.message,
+            &self.value,
+            &self.dedup_key,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_is_formatted_like_postgres() {
+        assert_eq!(format_lsn(0), "0/0");
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+    }
+}

@@ -1,0 +1,20 @@
+//! Logs (and, later, metrics and health): how walguard tells operators what
+//! it is doing.
+//!
+//! Log levels: `error`, an operator must act; `warn`, recovered but
+//! unexpected; `info`, lifecycle; `debug`, per batch; `trace`, per message.
+//! Row values, secrets and connection strings are never logged.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormat;
+
+/// Starts logging to stderr; `RUST_LOG` picks the levels (default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,8 @@
+//! walguard's integration tests: one test binary, so that every test shares
+//! one throwaway PostgreSQL server (see `harness`).
+
+mod fixture;
+mod harness;
+mod pipeline;
+mod smoke;
+mod webhook_receiver;
