@@ -19,11 +19,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::pipeline::{Output, Pipeline, PipelineError};
 use crate::postgres::{self, ConnectError};
+use crate::references::Checker;
 use crate::replication::{Progress, SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
-use crate::sink::{self, Sink, SinkError, Violation};
+use crate::sink::{self, Sink, SinkError};
 
 /// How long a stop waits for the final acknowledgement to reach the server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -85,10 +86,17 @@ pub async fn run(
     let mut transport = Transport::start(&settings.source, &publications).await?;
     tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
         "streaming");
+    let mut pipeline = Pipeline::new(schemas.clone());
+    for (schema, table) in sink.tables_with_open_states().await? {
+        pipeline.mark_open(schema, table);
+    }
+    let mut checker = Checker::new(&schemas, settings.source.connection.clone());
+    checker.refresh(&sink).await?;
     let mut stream = Stream {
-        pipeline: Pipeline::new(schemas),
+        pipeline,
+        checker,
         progress: Progress::default(),
-        batch: Vec::new(),
+        batch: Output::default(),
         pending_ack: None,
         deadline: None,
         max_violations: settings.sink.batch_max_violations,
@@ -101,6 +109,16 @@ pub async fn run(
     transport.stop(STOP_GRACE).await;
     dispatcher_stop.cancel();
     let _ = dispatcher.await;
+    let load = stream.checker.load();
+    if load.checks > 0 {
+        tracing::info!(
+            checks = load.checks,
+            cache_hits = load.cache_hits,
+            queries = load.queries,
+            queries_per_1000_checks = format!("{:.1}", load.queries_per_thousand()),
+            "reference look-up load"
+        );
+    }
     if result.is_ok() {
         tracing::info!(acknowledged = %sink::format_lsn(stream.progress.acknowledged()), "stopped");
     }
@@ -110,8 +128,9 @@ pub async fn run(
 /// The state of one streaming session.
 struct Stream {
     pipeline: Pipeline,
+    checker: Checker,
     progress: Progress,
-    batch: Vec<Violation>,
+    batch: Output,
     /// The furthest position that becomes durable once `batch` is written.
     pending_ack: Option<u64>,
     /// When `batch` must be written at the latest.
@@ -133,11 +152,17 @@ impl Stream {
                 return Ok(());
             }
             let deadline = self.deadline;
+            let references_due = self.checker.next_due().map(instant_of);
             let event = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return self.flush(transport, sink).await,
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => {
+                    self.flush(transport, sink).await?;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(references_due.unwrap_or_else(Instant::now)),
+                    if references_due.is_some() && !self.pipeline.in_transaction() => {
                     self.flush(transport, sink).await?;
                     continue;
                 }
@@ -163,7 +188,7 @@ impl Stream {
             }
             ReplicationEvent::XLogData { data, .. } => {
                 self.pipeline.handle(&data, &mut self.batch)?;
-                if self.batch.len() >= self.max_violations {
+                if self.batch.batch.violations.len() >= self.max_violations {
                     self.flush(transport, sink).await?;
                 }
             }
@@ -190,17 +215,43 @@ impl Stream {
         }
     }
 
-    /// Writes the batch and acknowledges what it made durable.
+    /// Settles reference checks, writes the batch and acknowledges what it
+    /// made durable.
     async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
-        if !self.batch.is_empty() {
-            let fresh = sink.write(&self.batch).await?;
-            tracing::debug!(violations = self.batch.len(), fresh, "batch written");
-            self.batch.clear();
+        // Reference checks of a transaction still being read wait for its
+        // commit: its parent rows may come later in it.
+        let open = self.pipeline.open_transaction();
+        let (checks, waiting) = std::mem::take(&mut self.batch.references)
+            .into_iter()
+            .partition(|check| Some(check.violation.commit_lsn) != open);
+        self.batch.references = waiting;
+        let seen = std::mem::take(&mut self.batch.seen);
+        let flagged = self.checker.settle(checks, seen, sink, &mut self.batch.batch).await?;
+        for (schema, table) in flagged {
+            self.pipeline.mark_open(schema, table);
         }
+
+        if !self.batch.batch.is_empty() {
+            let fresh = sink.write_batch(&self.batch.batch).await?;
+            tracing::debug!(
+                violations = self.batch.batch.violations.len(),
+                fresh,
+                resolutions = self.batch.batch.resolutions.len(),
+                "batch written"
+            );
+            self.batch.batch.clear();
+        }
+        self.checker.refresh(sink).await?;
         if let Some(lsn) = self.pending_ack.take() {
             self.progress.acknowledge(transport, lsn);
         }
         self.deadline = None;
         Ok(())
     }
+}
+
+/// The instant a clock time falls at, now if it is past.
+fn instant_of(time: std::time::SystemTime) -> Instant {
+    let wait = time.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Instant::now() + wait
 }

@@ -7,17 +7,20 @@
 //! that relation in a session, and changes arrive between the Begin and the
 //! Commit of their transaction, whole transactions in commit order.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple};
-use crate::relation::{CachedRelation, RelationCache};
-use crate::row::{self, RowError};
+use crate::drift;
+use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple, Tuple};
+use crate::references::{self, ReferenceCheck};
+use crate::relation::{CachedRelation, RelationCache, RelationChange};
+use crate::row::{self, Row, RowError};
 use crate::schema::{SchemaSet, TableSchema};
-use crate::sink::{Violation, format_lsn};
-use crate::validate::{self, Operation};
+use crate::sink::{Batch, Resolution, Violation, format_lsn};
+use crate::validate::{self, OldRow, Operation, Outcome, REDACTED};
 
 /// Why a message could not be turned into violations. Each one is fatal for
 /// the stream: skipping it could miss a bad row.
@@ -43,22 +46,81 @@ struct Transaction {
     changes: u32,
 }
 
+/// What the messages handled so far produced, waiting to be written.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Violations and resolutions, ready for the sink.
+    pub batch: Batch,
+    /// Referencing values still to find (see [`crate::references`]).
+    pub references: Vec<ReferenceCheck>,
+    /// Values written to referenced columns: (target index, value).
+    pub seen: Vec<(usize, String)>,
+}
+
+impl Output {
+    /// Whether nothing waits to be settled or written.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.references.is_empty() && self.seen.is_empty()
+    }
+}
+
+/// What the pipeline precomputes for a relation from its schema file, when
+/// its Relation message arrives.
+#[derive(Debug, Default)]
+struct Plan {
+    /// Referencing columns: (column index, target index, grace window).
+    references: Vec<(usize, usize, Option<std::time::Duration>)>,
+    /// Columns that others reference: (column index, target index).
+    targets: Vec<(usize, usize)>,
+    /// Whether any rule compares with the previous row.
+    transition_rules: bool,
+}
+
 /// Turns one session's messages into violations.
 pub struct Pipeline {
     schemas: Arc<SchemaSet>,
     relations: RelationCache,
     transaction: Option<Transaction>,
+    /// The referenced columns, in [`references::targets`] order.
+    targets: Vec<crate::schema::ColumnRef>,
+    plans: HashMap<Oid, Plan>,
+    /// Tables with violation states not yet resolved: only their rows need a
+    /// resolution.
+    open_tables: HashSet<(String, String)>,
+    /// (table, rule index) of transition rules already reported unknown.
+    unknown: HashSet<(String, usize)>,
 }
 
 impl Pipeline {
     pub fn new(schemas: Arc<SchemaSet>) -> Self {
-        Pipeline { schemas, relations: RelationCache::default(), transaction: None }
+        let targets = references::targets(&schemas);
+        Pipeline {
+            schemas,
+            relations: RelationCache::default(),
+            transaction: None,
+            targets,
+            plans: HashMap::new(),
+            open_tables: HashSet::new(),
+            unknown: HashSet::new(),
+        }
     }
 
     /// Forgets relations: the server sends them again in a new session.
     pub fn reset(&mut self) {
         self.relations.clear();
+        self.plans.clear();
         self.transaction = None;
+    }
+
+    /// Notes that a table has unresolved violation states, so that its later
+    /// rows are checked for resolutions.
+    pub fn mark_open(&mut self, schema: String, table: String) {
+        self.open_tables.insert((schema, table));
+    }
+
+    /// The commit position of the transaction being read, if any.
+    pub fn open_transaction(&self) -> Option<u64> {
+        self.transaction.map(|t| t.commit_lsn)
     }
 
     /// Whether a transaction has begun and not yet committed.
@@ -75,15 +137,15 @@ impl Pipeline {
     }
 
     /// Handles one message between Begin and Commit (or a Relation or Type
-    /// message anywhere), appending any violations to `out`.
-    pub fn handle(&mut self, data: &Bytes, out: &mut Vec<Violation>) -> Result<(), PipelineError> {
+    /// message anywhere), adding what it finds to `out`.
+    pub fn handle(&mut self, data: &Bytes, out: &mut Output) -> Result<(), PipelineError> {
         let commit_lsn = self.transaction.map(|t| t.commit_lsn);
         let lsn = move || commit_lsn.map_or_else(|| "?".into(), format_lsn);
         let message = pgoutput::decode(data)
             .map_err(|source| PipelineError::Decode { lsn: lsn(), source })?;
         let (relation, operation, tuple, old) = match message {
             Message::Relation(relation) => {
-                self.relations.apply_relation(relation);
+                self.apply_relation(relation, out);
                 return Ok(());
             }
             Message::Type(type_message) => {
@@ -92,8 +154,9 @@ impl Pipeline {
             }
             Message::Insert(insert) => (insert.relation, Operation::Insert, insert.new, None),
             Message::Update(update) => (update.relation, Operation::Update, update.new, update.old),
-            Message::Delete(_) => {
-                self.count_change(&lsn())?;
+            Message::Delete(delete) => {
+                let ordinal = self.count_change(&lsn())?;
+                self.resolve_delete(delete.relation, &delete.old, ordinal, out);
                 return Ok(());
             }
             // Boundaries arrive as transport events; truncates and origins
@@ -114,11 +177,33 @@ impl Pipeline {
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
             return Ok(());
         };
+        let plan = self.plans.get(&relation);
 
+        // Validate the row, with its previous version for transition rules.
         let row = row::row_from_tuple(cached, &tuple)
             .map_err(|source| PipelineError::Row { lsn: lsn(), source })?;
-        let findings = validate::validate(schema, operation, &row);
-        if findings.is_empty() {
+        let old_row = match plan {
+            Some(plan) if plan.transition_rules && operation == Operation::Update => {
+                Some(previous_row(cached, &row, old.as_ref()))
+            }
+            _ => None,
+        };
+        let old_view = old_row.as_ref().map(|(row, complete)| OldRow { row, complete: *complete });
+        let outcome = validate::validate_change(schema, operation, &row, old_view);
+
+        // Values written to referenced columns are known to exist from now.
+        for &(index, target) in plan.map(|plan| plan.targets.as_slice()).unwrap_or_default() {
+            if let Some(text) = text_value(&tuple, index) {
+                out.seen.push((target, text));
+            }
+        }
+
+        // Nothing more to do for a good row of a table without open states
+        // or references: the common case stays cheap.
+        let table_key = (rel.namespace.clone(), rel.name.clone());
+        let open = self.open_tables.contains(&table_key);
+        let has_references = plan.is_some_and(|plan| !plan.references.is_empty());
+        if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !has_references {
             return Ok(());
         }
         let key_tuple = match &old {
@@ -126,22 +211,181 @@ impl Pipeline {
             _ => &tuple,
         };
         let row_key = redact_key(schema, row::row_key(cached, key_tuple));
-        out.extend(findings.into_iter().map(|finding| Violation {
-            table_schema: rel.namespace.clone(),
-            table_name: rel.name.clone(),
+        let stamp = Stamp {
+            table_schema: &rel.namespace,
+            table_name: &rel.name,
             operation,
-            commit_lsn: transaction.commit_lsn,
-            commit_time: transaction.commit_time,
-            xid: transaction.xid,
-            change_ordinal: ordinal,
-            row_key: row_key.clone(),
-            rule: finding.rule,
-            column: finding.column,
-            severity: finding.severity,
-            message: finding.message,
-            value: finding.value,
+            transaction: &transaction,
+            ordinal,
+            row_key: &row_key,
+        };
+
+        // A row of a table with open states may settle some of them.
+        if open {
+            out.batch.resolutions.push(stamp.resolution(&outcome, &row));
+        }
+
+        // Reference checks, settled when the batch is written.
+        for &(index, target, window) in
+            plan.map(|plan| plan.references.as_slice()).unwrap_or_default()
+        {
+            let Some(text) = text_value(&tuple, index) else { continue };
+            let Some(column) = rel.columns.get(index) else { continue };
+            let name = &column.name;
+            let pii = schema.is_pii(name);
+            let message = if pii {
+                format!("{name} has no matching row in {}", self.targets[target])
+            } else {
+                format!("{name} {text} has no matching row in {}", self.targets[target])
+            };
+            let value = if pii {
+                Value::from(REDACTED)
+            } else {
+                row.values.get(name).cloned().unwrap_or(Value::Null)
+            };
+            out.references.push(ReferenceCheck {
+                target,
+                value: text,
+                window,
+                violation: stamp.violation(
+                    "reference".to_owned(),
+                    Some(name.clone()),
+                    schema.column_severity(name),
+                    message,
+                    Some(value),
+                ),
+                resolve: open,
+            });
+        }
+
+        // Transition rules that could not be decided, once per table.
+        for &index in &outcome.unknown {
+            let table = cached.qualified_name.clone();
+            if !self.unknown.insert((table.clone(), index)) {
+                continue;
+            }
+            let rule = &schema.rules()[index];
+            let mut violation = stamp.violation(
+                rule.name().to_owned(),
+                None,
+                crate::schema::Severity::Warn,
+                format!(
+                    "rule {} compares with the previous row (old), which the server sends                      only for tables with REPLICA IDENTITY FULL: its verdict on updates of                      {table} is unknown; run ALTER TABLE {} REPLICA IDENTITY FULL to check it",
+                    rule.name(),
+                    schema.table.quoted()
+                ),
+                None,
+            );
+            violation.operation = None;
+            violation.row_key = Value::Object(Default::default());
+            violation.dedup = Some(format!("rule_unknown/{table}/{}", rule.name()));
+            out.batch.violations.push(violation);
+        }
+
+        if !outcome.findings.is_empty() {
+            self.open_tables.insert(table_key);
+        }
+        out.batch.violations.extend(outcome.findings.into_iter().map(|finding| {
+            stamp.violation(
+                finding.rule,
+                finding.column,
+                finding.severity,
+                finding.message,
+                finding.value,
+            )
         }));
         Ok(())
+    }
+
+    /// Records a Relation message, checks it for drift and plans its rows.
+    fn apply_relation(&mut self, relation: pgoutput::Relation, out: &mut Output) {
+        let oid = relation.oid;
+        let change = self.relations.apply_relation(relation);
+        let Some(cached) = self.relations.get(oid) else { return };
+        let rel = &cached.relation;
+        let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
+            self.plans.remove(&oid);
+            return;
+        };
+
+        // Drift, against the file and against the previous shape.
+        if change != RelationChange::Unchanged {
+            let old = match &change {
+                RelationChange::Changed { old, .. } => Some(old),
+                _ => None,
+            };
+            let transaction = self.transaction;
+            for found in drift::check(schema, old, rel) {
+                out.batch.violations.push(Violation {
+                    table_schema: rel.namespace.clone(),
+                    table_name: rel.name.clone(),
+                    operation: None,
+                    commit_lsn: transaction.map_or(0, |t| t.commit_lsn),
+                    commit_time: transaction.map_or(0, |t| t.commit_time),
+                    xid: transaction.map_or(0, |t| t.xid),
+                    change_ordinal: transaction.map_or(0, |t| t.changes),
+                    row_key: Value::Object(Default::default()),
+                    rule: "schema_drift".to_owned(),
+                    column: Some(found.column),
+                    severity: found.severity,
+                    message: found.message,
+                    value: None,
+                    dedup: Some(found.dedup_key),
+                });
+            }
+        }
+
+        // Which columns reference others, and which are referenced.
+        let position = |name: &str| rel.columns.iter().position(|column| column.name == name);
+        let target_index = |target: &crate::schema::ColumnRef| {
+            self.targets.iter().position(|candidate| candidate == target)
+        };
+        let mut plan = Plan {
+            transition_rules: schema.rules().iter().any(|rule| rule.uses_old()),
+            ..Plan::default()
+        };
+        for column in schema.columns() {
+            let (Some(target), Some(index)) = (column.references(), position(column.name())) else {
+                continue;
+            };
+            if let Some(target) = target_index(target) {
+                plan.references.push((index, target, column.reference_window()));
+            }
+        }
+        for (target, reference) in self.targets.iter().enumerate() {
+            if reference.table == schema.table {
+                if let Some(index) = position(&reference.column) {
+                    plan.targets.push((index, target));
+                }
+            }
+        }
+        self.plans.insert(oid, plan);
+    }
+
+    /// A deleted row settles every open state of its key.
+    fn resolve_delete(&self, relation: Oid, old: &OldTuple, ordinal: u32, out: &mut Output) {
+        let (Some(cached), Some(transaction)) = (self.relations.get(relation), self.transaction)
+        else {
+            return;
+        };
+        let rel = &cached.relation;
+        if !self.open_tables.contains(&(rel.namespace.clone(), rel.name.clone())) {
+            return;
+        }
+        let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else { return };
+        let (OldTuple::Key(tuple) | OldTuple::Full(tuple)) = old;
+        out.batch.resolutions.push(Resolution {
+            table_schema: rel.namespace.clone(),
+            table_name: rel.name.clone(),
+            row_key: redact_key(schema, row::row_key(cached, tuple)),
+            commit_lsn: transaction.commit_lsn,
+            change_ordinal: ordinal,
+            commit_time: transaction.commit_time,
+            keep: Vec::new(),
+            keep_rules: Vec::new(),
+            keep_columns: Vec::new(),
+            only_reference: None,
+        });
     }
 
     /// Numbers the next change of the open transaction.
@@ -157,6 +401,98 @@ impl Pipeline {
     /// The relation metadata for an oid, for tests and drift checks.
     pub fn relation(&self, oid: Oid) -> Option<&CachedRelation> {
         self.relations.get(oid)
+    }
+}
+
+/// Where a change's findings come from, for stamping violations and
+/// resolutions.
+struct Stamp<'a> {
+    table_schema: &'a str,
+    table_name: &'a str,
+    operation: Operation,
+    transaction: &'a Transaction,
+    ordinal: u32,
+    row_key: &'a Value,
+}
+
+impl Stamp<'_> {
+    fn violation(
+        &self,
+        rule: String,
+        column: Option<String>,
+        severity: crate::schema::Severity,
+        message: String,
+        value: Option<Value>,
+    ) -> Violation {
+        Violation {
+            table_schema: self.table_schema.to_owned(),
+            table_name: self.table_name.to_owned(),
+            operation: Some(self.operation),
+            commit_lsn: self.transaction.commit_lsn,
+            commit_time: self.transaction.commit_time,
+            xid: self.transaction.xid,
+            change_ordinal: self.ordinal,
+            row_key: self.row_key.clone(),
+            rule,
+            column,
+            severity,
+            message,
+            value,
+            dedup: None,
+        }
+    }
+
+    /// The row passes every rule it was checked against and did not fail;
+    /// references are settled later, by their own look-up.
+    fn resolution(&self, outcome: &Outcome, row: &Row) -> Resolution {
+        let keep = outcome
+            .findings
+            .iter()
+            .map(|f| (f.rule.clone(), f.column.clone().unwrap_or_default()))
+            .collect();
+        let mut keep_rules = outcome.skipped.clone();
+        keep_rules.push("reference".to_owned());
+        Resolution {
+            table_schema: self.table_schema.to_owned(),
+            table_name: self.table_name.to_owned(),
+            row_key: self.row_key.clone(),
+            commit_lsn: self.transaction.commit_lsn,
+            change_ordinal: self.ordinal,
+            commit_time: self.transaction.commit_time,
+            keep,
+            keep_rules,
+            keep_columns: row.unchanged.clone(),
+            only_reference: None,
+        }
+    }
+}
+
+/// The previous version of an updated row as far as the server sent it, and
+/// whether it is complete: the whole row under REPLICA IDENTITY FULL, else the
+/// old key (sent when the key changed) or the key columns of the new row.
+fn previous_row(cached: &CachedRelation, new: &Row, old: Option<&OldTuple>) -> (Row, bool) {
+    let from_tuple = |tuple: &Tuple| row::row_from_tuple(cached, tuple).unwrap_or_default();
+    match old {
+        Some(OldTuple::Full(tuple)) => (from_tuple(tuple), true),
+        Some(OldTuple::Key(tuple)) => (from_tuple(tuple), false),
+        None => {
+            let mut key = Row::default();
+            for &index in &cached.key_columns {
+                let Some(column) = cached.relation.columns.get(index) else { continue };
+                if let Some(value) = new.values.get(&column.name) {
+                    key.values.insert(column.name.clone(), value.clone());
+                }
+            }
+            (key, false)
+        }
+    }
+}
+
+/// A column's value as the text the server sent, if it sent one.
+fn text_value(tuple: &Tuple, index: usize) -> Option<String> {
+    match tuple.get(index) {
+        Some(pgoutput::Value::Text(bytes)) => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        _ => None,
     }
 }
 

@@ -7,8 +7,11 @@
 //! table has no replica identity (PostgreSQL documentation, section 31.1
 //! "Publication"), so a table without a primary key, replica identity index or
 //! REPLICA IDENTITY FULL goes into the second one: walguard then validates its
-//! inserts only, and never makes the application's writes fail. Deletes and
-//! truncates are never published: they cannot break a row's schema.
+//! inserts only, and never makes the application's writes fail. The first
+//! publication also publishes deletes: a table in it has a replica identity,
+//! so PostgreSQL accepts its deletes, and a deleted row resolves the open
+//! violation states of its key (see [`crate::sink::lifecycle`]). Truncates are
+//! never published: they carry no row.
 //! `publish_via_partition_root` makes rows written to any partition, even one
 //! attached later, arrive under the partitioned table's name.
 
@@ -104,7 +107,8 @@ pub async fn plan(
 
     // Publications first, then the slot, so the slot never sees a gap.
     let [main, inserts] = publication_names(publication);
-    let mut statements = publication_statements(client, &main, "insert, update", &full).await?;
+    let mut statements =
+        publication_statements(client, &main, "insert, update, delete", &full).await?;
     statements.extend(publication_statements(client, &inserts, "insert", &inserts_only).await?);
 
     let existing = client

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jsonschema::{Draft, ValidationOptions};
 use serde_json::{Map, Value};
@@ -215,19 +216,63 @@ fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, S
             Some((value, pointer)) => Some(read_severity(path, &pointer, value)?),
             None => None,
         };
-        let references = match keyword("x-references") {
-            Some((value, pointer)) => Some(read_reference(path, &pointer, value)?),
-            None => None,
+        let (references, reference_window) = match keyword("x-references") {
+            Some((value, pointer)) => {
+                let (target, window) = read_reference(path, &pointer, value)?;
+                (Some(target), window)
+            }
+            None => (None, None),
         };
-        columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+        columns.push(Column {
+            name: name.clone(),
+            pii,
+            severity,
+            references,
+            reference_window,
+            validator: None,
+        });
     }
     Ok(columns)
 }
 
-/// Reads `x-references: schema.table.column`.
-fn read_reference(path: &Path, pointer: &str, value: &Value) -> Result<ColumnRef, SchemaError> {
-    let text = value.as_str().unwrap_or_default();
-    text.parse().map_err(|err| SchemaError::invalid(path, pointer, format!("x-references: {err}")))
+/// Reads `x-references: schema.table.column`, or the mapping form
+/// `{to: schema.table.column, within: 10m}` with a grace window.
+fn read_reference(
+    path: &Path,
+    pointer: &str,
+    value: &Value,
+) -> Result<(ColumnRef, Option<Duration>), SchemaError> {
+    let parse_target = |text: &str, pointer: &str| {
+        text.parse::<ColumnRef>()
+            .map_err(|err| SchemaError::invalid(path, pointer, format!("x-references: {err}")))
+    };
+    let Value::Object(map) = value else {
+        return Ok((parse_target(value.as_str().unwrap_or_default(), pointer)?, None));
+    };
+    if let Some(key) = map.keys().find(|key| !matches!(key.as_str(), "to" | "within")) {
+        let message = format!("x-references has no option {key}: expected to and within");
+        return Err(SchemaError::invalid(path, pointer, message));
+    }
+    let Some(to) = map.get("to").and_then(Value::as_str) else {
+        let message = "x-references needs `to: schema.table.column`";
+        return Err(SchemaError::invalid(path, pointer, message));
+    };
+    let target = parse_target(to, &format!("{pointer}/to"))?;
+    let window = match map.get("within") {
+        None => None,
+        Some(within) => {
+            let within_pointer = format!("{pointer}/within");
+            let parsed = within.as_str().and_then(|text| humantime::parse_duration(text).ok());
+            match parsed {
+                Some(window) if !window.is_zero() => Some(window),
+                _ => {
+                    let message = "within must be a positive duration such as 30s or 10m";
+                    return Err(SchemaError::invalid(path, &within_pointer, message));
+                }
+            }
+        }
+    };
+    Ok((target, window))
 }
 
 /// Whether the top level leaves columns independent (see [`PER_COLUMN_KEYWORDS`]);

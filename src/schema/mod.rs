@@ -8,11 +8,11 @@
 //! | --- | --- | --- |
 //! | `x-table` | top, required | the table, `schema.table` (see [`QualifiedName`]) |
 //! | `x-severity` | top | default severity of the file's violations (`error`) |
-//! | `x-rules` | top | CEL rules: `name`, `expr`, optional `message`, `severity` |
+//! | `x-rules` | top | CEL rules: `name`, `expr`, optional `when`, `message`, `severity` |
 //! | `x-monitors` | top | freshness / volume settings, read by the monitors |
 //! | `x-on-unknown-columns` | top | `ignore` or a severity, see [`UnknownColumns`] |
 //! | `x-pii` | column | `true`: the column's values are redacted in violations |
-//! | `x-references` | column | `schema.table.column` the value must exist in |
+//! | `x-references` | column | `schema.table.column` the value must exist in, or `{to: schema.table.column, within: 10m}` to wait that long for it |
 //! | `x-severity` | column | severity of violations about this column |
 //!
 //! A "column" here is a property directly under the top-level `properties`.

@@ -1,10 +1,13 @@
 //! CEL rules (`x-rules`): reading the list and compiling each expression once.
 //!
 //! Each rule is a mapping with a `name` (the violation's `rule`), an `expr`
-//! (CEL, with the row bound to `row`), and optionally a `message` and a
-//! `severity`. Every program is compiled with one standard-library environment
-//! shared by the whole process; evaluation (in `validate`) builds only a cheap
-//! context around it.
+//! (CEL, with the row bound to `row`), and optionally a `when` (a CEL condition
+//! that scopes the rule: it is checked only on rows where `when` is true), a
+//! `message` and a `severity`. A rule whose `expr` or `when` names `old` is a
+//! transition rule: it compares an updated row with its previous version and
+//! is checked on updates only. Every program is compiled with one
+//! standard-library environment shared by the whole process; evaluation (in
+//! `validate`) builds only a cheap context around it.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -28,6 +31,8 @@ pub(crate) fn cel_env() -> &'static Arc<cel::Env> {
 struct RuleSpec {
     name: String,
     expr: String,
+    #[serde(default)]
+    when: Option<String>,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -63,18 +68,26 @@ pub(super) fn compile_rules(path: &Path, rules: Option<&Value>) -> Result<Vec<Ru
             return Err(SchemaError::invalid(path, &pointer, message));
         }
 
-        let program = cel_env().compile(&spec.expr).map_err(|errors| SchemaError::Rule {
-            path: path.to_owned(),
-            pointer: format!("{pointer}/expr"),
-            rule: spec.name.clone(),
-            message: describe(&errors),
-        })?;
+        let compile = |text: &str, field: &str| {
+            cel_env().compile(text).map_err(|errors| SchemaError::Rule {
+                path: path.to_owned(),
+                pointer: format!("{pointer}/{field}"),
+                rule: spec.name.clone(),
+                message: describe(&errors),
+            })
+        };
+        let program = compile(&spec.expr, "expr")?;
+        let when = spec.when.as_deref().map(|when| compile(when, "when")).transpose()?;
+        let uses_old = program.references().has_variable("old")
+            || when.as_ref().is_some_and(|when| when.references().has_variable("old"));
         compiled.push(Rule {
             name: spec.name,
             expr: spec.expr,
             message: spec.message,
             severity: spec.severity,
             program,
+            when,
+            uses_old,
         });
     }
     Ok(compiled)

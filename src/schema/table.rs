@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use jsonschema::Validator;
 use serde_json::{Map, Value};
@@ -125,6 +126,7 @@ pub struct Column {
     pub(super) pii: bool,
     pub(super) severity: Option<Severity>,
     pub(super) references: Option<ColumnRef>,
+    pub(super) reference_window: Option<Duration>,
     pub(super) validator: Option<Validator>,
 }
 
@@ -149,6 +151,12 @@ impl Column {
         self.references.as_ref()
     }
 
+    /// How long to wait for the referenced row to appear before reporting
+    /// (`x-references: {to: ..., within: 10m}`); `None` reports at once.
+    pub fn reference_window(&self) -> Option<Duration> {
+        self.reference_window
+    }
+
     /// The validator of the column's subschema, compiled in the context of the
     /// whole file so that `$ref`s resolve; present when the table validates
     /// per column.
@@ -165,6 +173,8 @@ pub struct Rule {
     pub(super) message: Option<String>,
     pub(super) severity: Option<Severity>,
     pub(super) program: cel::Program,
+    pub(super) when: Option<cel::Program>,
+    pub(super) uses_old: bool,
 }
 
 impl Rule {
@@ -191,5 +201,16 @@ impl Rule {
     /// The compiled expression.
     pub(crate) fn program(&self) -> &cel::Program {
         &self.program
+    }
+
+    /// The compiled `when` condition, if the rule is scoped.
+    pub(crate) fn when(&self) -> Option<&cel::Program> {
+        self.when.as_ref()
+    }
+
+    /// Whether `expr` or `when` names `old`, the previous version of an
+    /// updated row: such a rule is checked on updates only.
+    pub fn uses_old(&self) -> bool {
+        self.uses_old
     }
 }

@@ -197,7 +197,10 @@ fn malformed_values_of_our_keywords_are_errors() {
         ("x-monitors: 15m\n", "/x-monitors: x-monitors must be a mapping"),
         ("x-rules: {name: a}\n", "/x-rules: x-rules must be a list"),
         ("x-rules: [{name: a}]\n", "/x-rules/0: a rule needs a name and an expr"),
-        ("x-rules: [{name: a, expr: 'true', when: x}]\n", "/x-rules/0: a rule needs"),
+        ("x-rules: [{name: a, expr: 'true', when: 'x >'}]\n", "/x-rules/0/when: "),
+        ("x-rules: [{name: a, expr: 'true', if: x}]\n", "/x-rules/0: a rule needs"),
+        ("properties:\n  a: {x-references: {to: public.b.c, within: soon}}\n", "/within: within"),
+        ("properties:\n  a: {x-references: {within: 1m}}\n", "x-references needs `to"),
     ];
     for (extra, expected) in cases {
         let yaml = format!("x-table: public.t\n{extra}");

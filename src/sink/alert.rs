@@ -64,7 +64,7 @@ impl Alert {
 fn describe(v: &Violation) -> Value {
     json!({
         "table": format!("{}.{}", v.table_schema, v.table_name),
-        "operation": v.operation.as_str(),
+        "operation": v.operation.map(|operation| operation.as_str()),
         "rule": v.rule,
         "column": v.column,
         "severity": v.severity.as_str(),

@@ -7,7 +7,8 @@
 use crate::postgres::quote_ident;
 
 /// The tables `run` needs, checked at start.
-pub const REQUIRED_TABLES: [&str; 2] = ["violations", "webhook_outbox"];
+pub const REQUIRED_TABLES: [&str; 4] =
+    ["violations", "webhook_outbox", "violation_state", "pending_references"];
 
 /// The statements that create walguard's schema, tables and views.
 pub fn setup_statements(schema: &str) -> Vec<String> {
@@ -75,6 +76,78 @@ SELECT id, detected_at, table_schema, table_name, operation, row_key, rule, colu
 FROM {s}.violations
 WHERE status = 'open'
 ORDER BY detected_at DESC"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.violation_state (
+    id              bigserial PRIMARY KEY,
+    table_schema    text NOT NULL,
+    table_name      text NOT NULL,
+    row_key         jsonb NOT NULL,
+    rule            text NOT NULL,
+    column_name     text,
+    severity        text NOT NULL CHECK (severity IN ('info', 'warn', 'error', 'critical')),
+    message         text NOT NULL,
+    status          text NOT NULL DEFAULT 'open'
+                    CHECK (status IN ('open', 'acknowledged', 'resolved')),
+    first_seen_at   timestamptz NOT NULL,
+    last_seen_at    timestamptz NOT NULL,
+    first_lsn       pg_lsn NOT NULL,
+    last_lsn        pg_lsn NOT NULL,
+    last_ordinal    bigint NOT NULL,
+    occurrences     bigint NOT NULL DEFAULT 1,
+    resolved_lsn    pg_lsn,
+    resolved_at     timestamptz,
+    acknowledged_at timestamptz,
+    acknowledged_by text,
+    note            text
+)"
+        ),
+        format!(
+            "COMMENT ON TABLE {s}.violation_state IS \
+             'current state per table, row key, rule and column: opened by a violation, \
+              resolved by a later change that passes the rule or deletes the row'"
+        ),
+        format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS violation_state_key_idx ON {s}.violation_state \
+             (table_schema, table_name, row_key, rule, (coalesce(column_name, '')))"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS violation_state_unresolved_idx \
+             ON {s}.violation_state (table_schema, table_name, last_seen_at) \
+             WHERE status <> 'resolved'"
+        ),
+        format!(
+            "CREATE OR REPLACE FUNCTION {s}.acknowledge(state_id bigint, note text)
+RETURNS void LANGUAGE sql AS $$
+UPDATE {s}.violation_state
+SET status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END,
+    acknowledged_at = now(), acknowledged_by = current_user, note = $2
+WHERE id = $1
+$$"
+        ),
+        format!(
+            "CREATE OR REPLACE VIEW {s}.open_states AS
+SELECT id, table_schema, table_name, row_key, rule, column_name, severity, message, status,
+       first_seen_at, last_seen_at, occurrences, acknowledged_at, acknowledged_by, note
+FROM {s}.violation_state
+WHERE status <> 'resolved'
+ORDER BY last_seen_at DESC"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.pending_references (
+    id            text PRIMARY KEY,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    due_at        timestamptz NOT NULL,
+    target_schema text NOT NULL,
+    target_table  text NOT NULL,
+    target_column text NOT NULL,
+    value         text NOT NULL,
+    violation     jsonb NOT NULL
+)"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS pending_references_due_idx \
+             ON {s}.pending_references (due_at)"
         ),
         format!(
             "CREATE OR REPLACE VIEW {s}.daily_counts AS

@@ -2,17 +2,24 @@
 //! webhook outbox that the dispatcher delivers from.
 //!
 //! A batch is written in one transaction: the violations with
-//! `ON CONFLICT (dedup_key) DO NOTHING`, then one outbox row per webhook for
-//! the violations that were new. A replayed batch therefore adds neither
-//! violations nor alerts. The caller acknowledges the source position only
-//! after [`Sink::write`] has returned, so nothing acknowledged can be lost.
+//! `ON CONFLICT (dedup_key) DO NOTHING`, the current state of the new ones
+//! and the resolutions (see [`lifecycle`]), the reference checks still
+//! waiting for their grace window (see [`pending`]), then one outbox row per
+//! webhook for the violations that were new. A replayed batch therefore adds
+//! neither violations nor alerts, and counts no occurrence twice. The caller
+//! acknowledges the source position only after [`Sink::write`] has returned,
+//! so nothing acknowledged can be lost.
 
 mod alert;
 pub mod ddl;
+pub mod lifecycle;
+pub mod pending;
 mod signature;
 pub mod webhook;
 
 pub use alert::Alert;
+pub use lifecycle::Resolution;
+pub use pending::PendingReference;
 pub use signature::sign;
 
 use std::sync::Arc;
@@ -31,7 +38,9 @@ use crate::validate::Operation;
 pub struct Violation {
     pub table_schema: String,
     pub table_name: String,
-    pub operation: Operation,
+    /// The change the violation is about; `None` for a finding about the
+    /// table (schema drift, a rule that cannot be checked).
+    pub operation: Option<Operation>,
     pub commit_lsn: u64,
     /// Commit time, microseconds since 2000-01-01 00:00 UTC.
     pub commit_time: i64,
@@ -44,11 +53,17 @@ pub struct Violation {
     pub severity: Severity,
     pub message: String,
     pub value: Option<Value>,
+    /// A key of its own for a finding about the table, recorded once however
+    /// often it is found; `None` keys the violation by its change.
+    pub dedup: Option<String>,
 }
 
 impl Violation {
     /// The key that makes a replayed change land on the same row.
     pub fn dedup_key(&self) -> String {
+        if let Some(key) = &self.dedup {
+            return key.clone();
+        }
         format!(
             "stream/{}/{}/{}/{}",
             format_lsn(self.commit_lsn),
@@ -99,6 +114,8 @@ pub struct Sink {
     schema: String,
     insert_violations: String,
     insert_outbox: String,
+    statements: lifecycle::Statements,
+    pending: pending::Statements,
     webhooks: Vec<WebhookSettings>,
     outbox_ready: Arc<Notify>,
 }
@@ -130,6 +147,8 @@ impl Sink {
         Ok(Sink {
             client,
             insert_violations: insert_violations_sql(&s),
+            statements: lifecycle::Statements::new(&s),
+            pending: pending::Statements::new(&s),
             insert_outbox: format!(
                 "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload) \
                  VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
@@ -145,9 +164,47 @@ impl Sink {
         &self.schema
     }
 
+    /// Up to `limit` stored reference checks due at `now`, earliest first.
+    pub async fn due_references(
+        &self,
+        now: std::time::SystemTime,
+        limit: i64,
+    ) -> Result<Vec<PendingReference>, SinkError> {
+        pending::due(&self.client, &self.pending, now, limit).await
+    }
+
+    /// When the earliest stored reference check is due.
+    pub async fn next_reference_due(&self) -> Result<Option<std::time::SystemTime>, SinkError> {
+        pending::next_due(&self.client, &self.pending).await
+    }
+
+    /// The tables that have violation states not yet resolved: only their
+    /// rows need a resolution check.
+    pub async fn tables_with_open_states(&self) -> Result<Vec<(String, String)>, SinkError> {
+        let s = quote_ident(&self.schema);
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT DISTINCT table_schema, table_name FROM {s}.violation_state
+                     WHERE status <> 'resolved'"
+                ),
+                &[],
+            )
+            .await
+            .map_err(SinkError::sql("read the tables with open violation states"))?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Writes violations alone in one transaction; returns how many were new
+    /// (a replay returns 0).
+    pub async fn write(&mut self, violations: &[Violation]) -> Result<usize, SinkError> {
+        self.write_batch(&Batch { violations: violations.to_vec(), ..Batch::default() }).await
+    }
+
     /// Writes a batch in one transaction; returns how many violations were
     /// new (a replay returns 0).
-    pub async fn write(&mut self, batch: &[Violation]) -> Result<usize, SinkError> {
+    pub async fn write_batch(&mut self, batch: &Batch) -> Result<usize, SinkError> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -155,15 +212,27 @@ impl Sink {
             self.client.transaction().await.map_err(SinkError::sql("begin a transaction"))?;
 
         // The violations, skipping those a previous run already wrote.
-        let columns = ViolationColumns::from_batch(batch);
-        let rows = transaction
-            .query(&self.insert_violations, &columns.params())
-            .await
-            .map_err(SinkError::sql("insert violations"))?;
-        let inserted: std::collections::HashSet<String> =
-            rows.iter().map(|row| row.get::<_, String>(0)).collect();
-        let fresh: Vec<&Violation> =
-            batch.iter().filter(|v| inserted.contains(&v.dedup_key())).collect();
+        let mut fresh: Vec<&Violation> = Vec::new();
+        if !batch.violations.is_empty() {
+            let columns = ViolationColumns::from_batch(&batch.violations);
+            let rows = transaction
+                .query(&self.insert_violations, &columns.params())
+                .await
+                .map_err(SinkError::sql("insert violations"))?;
+            let inserted: std::collections::HashSet<String> =
+                rows.iter().map(|row| row.get::<_, String>(0)).collect();
+            fresh = batch.violations.iter().filter(|v| inserted.contains(&v.dedup_key())).collect();
+        }
+
+        // The current state of each (row, rule, column): new violations
+        // first, then the changes that made rows pass, in that order so that
+        // a row fixed later in the batch ends resolved.
+        lifecycle::record(&transaction, &self.statements, &fresh).await?;
+        lifecycle::resolve(&transaction, &self.statements, &batch.resolutions).await?;
+
+        // Reference checks that wait for their grace window, and those done.
+        pending::store(&transaction, &self.pending, &batch.pending_added).await?;
+        pending::remove(&transaction, &self.pending, &batch.pending_done).await?;
 
         // One alert per webhook, for the new violations it wants to hear of.
         let mut alerts = 0;
@@ -184,6 +253,36 @@ impl Sink {
             self.outbox_ready.notify_waiters();
         }
         Ok(fresh.len())
+    }
+}
+
+/// Everything one sink transaction writes.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub violations: Vec<Violation>,
+    /// Changes that may have made rows pass rules they failed before.
+    pub resolutions: Vec<Resolution>,
+    /// Reference checks to keep until their grace window ends.
+    pub pending_added: Vec<PendingReference>,
+    /// Ids of stored reference checks that are now settled.
+    pub pending_done: Vec<String>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+            && self.resolutions.is_empty()
+            && self.pending_added.is_empty()
+            && self.pending_done.is_empty()
+    }
+
+    /// Empties the batch, keeping its memory.
+    pub fn clear(&mut self) {
+        self.violations.clear();
+        self.resolutions.clear();
+        self.pending_added.clear();
+        self.pending_done.clear();
     }
 }
 
@@ -209,7 +308,7 @@ RETURNING dedup_key"
 struct ViolationColumns {
     table_schema: Vec<String>,
     table_name: Vec<String>,
-    operation: Vec<&'static str>,
+    operation: Vec<Option<&'static str>>,
     commit_lsn: Vec<String>,
     commit_us: Vec<i64>,
     xid: Vec<i64>,
@@ -228,7 +327,7 @@ impl ViolationColumns {
         for v in batch {
             c.table_schema.push(v.table_schema.clone());
             c.table_name.push(v.table_name.clone());
-            c.operation.push(v.operation.as_str());
+            c.operation.push(v.operation.map(Operation::as_str));
             c.commit_lsn.push(format_lsn(v.commit_lsn));
             c.commit_us.push(v.commit_time);
             c.xid.push(i64::from(v.xid));

@@ -15,7 +15,11 @@
 //! - the value of an `x-pii` column never appears in a finding, neither in
 //!   `value` nor in `message`;
 //! - each `x-rules` rule that is false, or that cannot be evaluated, is one
-//!   finding about the whole row (`column` is `None`).
+//!   finding about the whole row (`column` is `None`);
+//! - a transition rule (one that names `old`) is checked on updates only; when
+//!   the server did not send the whole previous row (the table's replica
+//!   identity is not FULL), a verdict other than true is "unknown": listed in
+//!   [`Outcome::unknown`], never a finding.
 //!
 //! Per-row cost: no schema is compiled or parsed here. Tables whose top level
 //! only has `properties` and `required` are checked column by column, straight
@@ -55,6 +59,13 @@ impl Operation {
             Operation::Delete => "delete",
         }
     }
+
+    /// The operation with this name in the violations table.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        [Operation::Insert, Operation::Update, Operation::Delete]
+            .into_iter()
+            .find(|operation| operation.as_str() == name)
+    }
 }
 
 /// One way a row breaks its schema.
@@ -76,24 +87,59 @@ pub struct Finding {
 /// What a pii column's value is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
+/// The previous version of an updated row, as far as the server sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct OldRow<'r> {
+    /// The columns known from the previous version.
+    pub row: &'r Row,
+    /// Whether `row` is the whole previous row (REPLICA IDENTITY FULL) rather
+    /// than only its key columns.
+    pub complete: bool,
+}
+
+/// Everything validation learned about one row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The ways the row breaks its schema.
+    pub findings: Vec<Finding>,
+    /// Indexes (into [`TableSchema::rules`]) of transition rules whose verdict
+    /// is unknown because the server did not send the whole previous row.
+    pub unknown: Vec<usize>,
+    /// Names of rules that were not evaluated for this row (transition rules
+    /// on an insert, rules needing an unchanged TOAST column, unknown ones):
+    /// the row neither passes nor fails them.
+    pub skipped: Vec<String>,
+}
+
 /// Checks one row of `schema`'s table.
 pub fn validate(schema: &TableSchema, op: Operation, row: &Row) -> Vec<Finding> {
+    validate_change(schema, op, row, None).findings
+}
+
+/// Checks one row of `schema`'s table, with the previous version of an
+/// updated row for transition rules.
+pub fn validate_change(
+    schema: &TableSchema,
+    op: Operation,
+    row: &Row,
+    old: Option<OldRow<'_>>,
+) -> Outcome {
+    let mut outcome = Outcome::default();
     if op == Operation::Delete {
-        return Vec::new();
+        return outcome;
     }
-    let mut findings = Vec::new();
 
     // Columns: `required`, then each column's keywords.
     if schema.validates_per_column() {
-        check_required(schema, op, row, &mut findings);
-        check_columns(schema, row, &mut findings);
+        check_required(schema, op, row, &mut outcome.findings);
+        check_columns(schema, row, &mut outcome.findings);
     } else {
-        check_whole_row(schema, op, row, &mut findings);
+        check_whole_row(schema, op, row, &mut outcome.findings);
     }
 
     // Rules about the row as a whole.
-    rules::check_rules(schema, row, &mut findings);
-    findings
+    rules::check_rules(schema, op, row, old, &mut outcome);
+    outcome
 }
 
 /// Reports each `required` column that is NULL, unless the server did not send

@@ -12,6 +12,13 @@
 //! A rule that cannot be evaluated is reported, not passed, with one exception:
 //! on an update, a rule that needs a column the server left out because its
 //! TOASTed value did not change is skipped, as `required` skips such a column.
+//!
+//! A rule with a `when` is checked only where `when` is true. A transition
+//! rule (naming `old`) sees the previous row bound to `old`, with the same
+//! shape as `row`. Under REPLICA IDENTITY DEFAULT the server sends at most the
+//! old key columns, so `old` then holds only those: a transition rule that
+//! still comes out true passes, any other verdict is unknown (the missing
+//! columns could have decided it) and never a finding.
 //! Evaluation errors are described by type names only, since cel's own messages
 //! quote operand values, which may be pii.
 
@@ -26,57 +33,116 @@ use cel::context::VariableResolver;
 use cel::{Context, ExecutionError};
 use serde_json::{Map, Number, Value};
 
-use super::Finding;
+use super::{Finding, OldRow, Operation, Outcome};
 use crate::row::Row;
-use crate::schema::{TableSchema, cel_env};
+use crate::schema::{Rule, TableSchema, cel_env};
+
+/// The verdict of one rule on one row.
+enum Verdict {
+    Pass,
+    Fail(String),
+    Skipped,
+    Unknown,
+}
 
 /// Evaluates each rule of `schema` and reports those that are false or fail.
-pub(super) fn check_rules(schema: &TableSchema, row: &Row, findings: &mut Vec<Finding>) {
+pub(super) fn check_rules(
+    schema: &TableSchema,
+    op: Operation,
+    row: &Row,
+    old: Option<OldRow<'_>>,
+    outcome: &mut Outcome,
+) {
     if schema.rules().is_empty() {
         return;
     }
-    let binding = RowBinding { row: cel_map(&row.values) };
+    let binding = RowBinding {
+        row: cel_map(&row.values),
+        old: old.filter(|_| op == Operation::Update).map(|old| cel_map(&old.row.values)),
+    };
+    let old_complete = old.is_some_and(|old| old.complete);
     let mut context = Context::with_env(Arc::clone(cel_env()));
     context.set_variable_resolver(&binding);
 
-    for rule in schema.rules() {
-        let message = match rule.program().execute(&context) {
-            Ok(cel::Value::Bool(true)) => continue,
-            Ok(cel::Value::Bool(false)) => {
-                rule.message().map_or_else(|| format!("rule {} failed", rule.name()), str::to_owned)
-            }
-            Ok(other) => format!(
-                "rule {} could not be evaluated: it returned a {} instead of a bool",
-                rule.name(),
-                other.type_of()
-            ),
-            Err(ExecutionError::NoSuchKey(key))
-                if row.unchanged.iter().any(|column| column == key.as_str()) =>
-            {
-                continue;
-            }
-            Err(err) => {
-                format!("rule {} could not be evaluated: {}", rule.name(), describe_error(&err))
+    for (index, rule) in schema.rules().iter().enumerate() {
+        let verdict = if rule.uses_old() && binding.old.is_none() {
+            Verdict::Skipped
+        } else {
+            let verdict = evaluate(rule, &context, row);
+            match verdict {
+                Verdict::Fail(_) if rule.uses_old() && !old_complete => Verdict::Unknown,
+                verdict => verdict,
             }
         };
-        findings.push(Finding {
-            rule: rule.name().to_owned(),
-            column: None,
-            severity: rule.severity().unwrap_or(schema.severity()),
-            message,
-            value: None,
-        });
+        match verdict {
+            Verdict::Pass => {}
+            Verdict::Skipped => outcome.skipped.push(rule.name().to_owned()),
+            Verdict::Unknown => {
+                outcome.unknown.push(index);
+                outcome.skipped.push(rule.name().to_owned());
+            }
+            Verdict::Fail(message) => outcome.findings.push(Finding {
+                rule: rule.name().to_owned(),
+                column: None,
+                severity: rule.severity().unwrap_or(schema.severity()),
+                message,
+                value: None,
+            }),
+        }
     }
 }
 
-/// Answers the variable `row` with the row's map.
+/// Runs `when`, then `expr`; a failure to evaluate either is a failure of the
+/// rule, unless it comes from an unchanged TOAST column.
+fn evaluate(rule: &Rule, context: &Context<'_, '_>, row: &Row) -> Verdict {
+    let run = |program: &cel::Program, what: &str| match program.execute(context) {
+        Ok(cel::Value::Bool(value)) => Ok(value),
+        Ok(other) => Err(Verdict::Fail(format!(
+            "rule {} could not be evaluated: {what} returned a {} instead of a bool",
+            rule.name(),
+            other.type_of()
+        ))),
+        Err(ExecutionError::NoSuchKey(key))
+            if row.unchanged.iter().any(|column| column == key.as_str()) =>
+        {
+            Err(Verdict::Skipped)
+        }
+        Err(err) => Err(Verdict::Fail(format!(
+            "rule {} could not be evaluated: {}",
+            rule.name(),
+            describe_error(&err)
+        ))),
+    };
+    if let Some(when) = rule.when() {
+        match run(when, "its when condition") {
+            Ok(true) => {}
+            Ok(false) => return Verdict::Pass,
+            Err(verdict) => return verdict,
+        }
+    }
+    match run(rule.program(), "it") {
+        Ok(true) => Verdict::Pass,
+        Ok(false) => Verdict::Fail(
+            rule.message().map_or_else(|| format!("rule {} failed", rule.name()), str::to_owned),
+        ),
+        Err(verdict) => verdict,
+    }
+}
+
+/// Answers the variable `row` with the row's map, and `old` with the
+/// previous row's on an update.
 struct RowBinding<'r> {
     row: CelMap<'r>,
+    old: Option<CelMap<'r>>,
 }
 
 impl VariableResolver for RowBinding<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
-        (variable == "row").then_some(CowVal::Borrowed(&self.row))
+        match variable {
+            "row" => Some(CowVal::Borrowed(&self.row)),
+            "old" => self.old.as_ref().map(|old| CowVal::Borrowed(old as &dyn Val)),
+            _ => None,
+        }
     }
 }
 
@@ -123,7 +189,9 @@ fn describe_error(err: &ExecutionError) -> String {
             format!("the row has no {key} (NULL columns are absent; test with has(row.{key}))")
         }
         ExecutionError::UndeclaredReference(name) => {
-            format!("unknown name {name}; the row is bound to `row`")
+            format!(
+                "unknown name {name}; the row is bound to `row`, an update's previous row to `old`"
+            )
         }
         ExecutionError::NoSuchOverload(overload) => overload.to_string(),
         ExecutionError::UnexpectedType { got, want } => format!("expected {want}, got {got}"),

@@ -339,3 +339,63 @@ fn rule_needing_an_unchanged_toast_column_is_skipped_on_update() {
     update.unchanged.push("email".to_owned());
     assert_eq!(validate(schema, Operation::Update, &update), []);
 }
+
+const TRANSITIONS: &str = "
+properties:
+  status: {type: string}
+  amount: {type: number}
+x-rules:
+  - name: no_reopen
+    expr: \"old.status != 'shipped' || row.status == 'shipped'\"
+  - name: paid_amount
+    when: \"has(row.status) && row.status == 'paid'\"
+    expr: 'has(row.amount) && row.amount > 0'
+";
+
+/// The outcome of updating a row from `old` to `new`.
+fn update(set: &SchemaSet, old: &str, complete: bool, new: &str) -> Outcome {
+    let old = row(old);
+    let old = OldRow { row: &old, complete };
+    validate_change(set.get("public", "t").unwrap(), Operation::Update, &row(new), Some(old))
+}
+
+#[test]
+fn when_scopes_a_rule_to_the_rows_it_is_true_for() {
+    let set = table(TRANSITIONS);
+    assert_eq!(insert(&set, r#"{"status": "new"}"#), []);
+    assert_eq!(insert(&set, r#"{"status": "paid", "amount": 5}"#), []);
+    assert_eq!(only(&set, r#"{"status": "paid"}"#).rule, "paid_amount");
+}
+
+#[test]
+fn transition_rule_is_checked_against_the_whole_previous_row() {
+    let set = table(TRANSITIONS);
+    let fine = update(&set, r#"{"status": "paid"}"#, true, r#"{"status": "shipped"}"#);
+    assert_eq!(fine, Outcome::default());
+    let back = update(&set, r#"{"status": "shipped"}"#, true, r#"{"status": "new"}"#);
+    let rules: Vec<&str> = back.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, ["no_reopen"]);
+    assert_eq!(back.unknown, Vec::<usize>::new());
+}
+
+#[test]
+fn transition_rule_without_the_previous_row_is_unknown_not_a_finding() {
+    let set = table(TRANSITIONS);
+    let outcome = update(&set, r#"{"id": 1}"#, false, r#"{"status": "new"}"#);
+    assert_eq!(outcome.findings, []);
+    assert_eq!(outcome.unknown, [0]);
+    assert_eq!(outcome.skipped, ["no_reopen"]);
+}
+
+#[test]
+fn transition_rule_is_not_checked_on_insert() {
+    let set = table(TRANSITIONS);
+    let outcome = validate_change(
+        set.get("public", "t").unwrap(),
+        Operation::Insert,
+        &row(r#"{"status": "new"}"#),
+        None,
+    );
+    assert_eq!(outcome.findings, []);
+    assert_eq!(outcome.skipped, ["no_reopen"]);
+}

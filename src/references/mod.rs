@@ -1,0 +1,302 @@
+//! Reference checks (`x-references`): a referencing value must exist in the
+//! referenced table's column, the way a foreign key would demand, for tables
+//! where no foreign key exists. This is how orphans, such as orders whose
+//! account was never created, are caught.
+//!
+//! The pipeline turns every non-NULL referencing value into a
+//! [`ReferenceCheck`] and every value written to a referenced column into a
+//! known key. The checks are settled when a batch is written, not per row:
+//!
+//! 1. a key in the bounded LRU of keys known to exist passes at once; keys
+//!    seen inserted earlier in the stream are put there first, so a parent
+//!    inserted in the same transaction, even after its child, passes without
+//!    a query;
+//! 2. the rest are looked up in one query per referenced column on a SQL
+//!    connection of their own to the source database (never the replication
+//!    connection), and only checks of committed transactions are settled:
+//!    by then the source has every row those transactions wrote;
+//! 3. a key still missing is a `reference` violation, unless the column has
+//!    a grace window that has not ended: the check is then stored in the sink
+//!    table `pending_references` in the batch's own transaction (see
+//!    [`crate::sink::pending`]) and looked up once more when it is due.
+//!
+//! A look-up that fails or times out never stops the stream and never
+//! reports a row: its checks are stored as pending and tried again
+//! [`RETRY_AFTER`] later. What a run cost the source is counted in
+//! [`Load`].
+
+mod lookup;
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::time::{Duration, SystemTime};
+
+use lru::LruCache;
+
+use crate::config::ConnectionSettings;
+use crate::schema::{ColumnRef, SchemaSet};
+use crate::sink::{Batch, PendingReference, Resolution, Sink, SinkError, Violation};
+
+/// How many keys known to exist are remembered.
+pub const KNOWN_KEYS: usize = 100_000;
+
+/// How long a failed look-up waits before it is tried again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// How many stored checks are read back at once when due.
+const DUE_BATCH: i64 = 1_000;
+
+/// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
+const POSTGRES_EPOCH_US: u64 = 946_684_800_000_000;
+
+/// The distinct referenced columns of a schema set, in a stable order; a
+/// check names its target by index into this list.
+pub fn targets(schemas: &SchemaSet) -> Vec<ColumnRef> {
+    let mut targets: Vec<ColumnRef> = schemas
+        .tables()
+        .flat_map(|table| table.references().map(|(_, target)| target.clone()))
+        .collect();
+    targets.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
+    targets.dedup();
+    targets
+}
+
+/// One referencing value to find.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceCheck {
+    /// Index into [`targets`].
+    pub target: usize,
+    /// The value as the server sent it (text).
+    pub value: String,
+    /// The column's grace window.
+    pub window: Option<Duration>,
+    /// The violation to record if the value has no match.
+    pub violation: Violation,
+    /// Whether the row's table had unresolved states, so that a match should
+    /// resolve a `reference` state of the row.
+    pub resolve: bool,
+}
+
+/// What reference checking cost the source database in this run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Referencing values checked.
+    pub checks: u64,
+    /// Of those, settled by the cache of known keys.
+    pub cache_hits: u64,
+    /// Look-up queries sent to the source.
+    pub queries: u64,
+}
+
+impl Load {
+    /// Look-up queries per 1 000 checked values.
+    pub fn queries_per_thousand(&self) -> f64 {
+        if self.checks == 0 { 0.0 } else { self.queries as f64 * 1000.0 / self.checks as f64 }
+    }
+}
+
+/// A check being settled: fresh from the stream or read back from the sink.
+struct Waiting {
+    target: usize,
+    value: String,
+    /// When a missing key becomes a violation.
+    due: SystemTime,
+    violation: Violation,
+    stored: bool,
+    resolve: bool,
+}
+
+/// Settles reference checks; owns the look-up connection and the cache.
+pub struct Checker {
+    targets: Vec<ColumnRef>,
+    known: LruCache<(usize, String), ()>,
+    lookup: lookup::Lookup,
+    next_due: Option<SystemTime>,
+    refresh_due: bool,
+    load: Load,
+}
+
+impl Checker {
+    /// A checker for `schemas`; connects to `source` on first need.
+    pub fn new(schemas: &SchemaSet, source: ConnectionSettings) -> Self {
+        let targets = targets(schemas);
+        let capacity = NonZeroUsize::new(KNOWN_KEYS).unwrap_or(NonZeroUsize::MIN);
+        Checker {
+            lookup: lookup::Lookup::new(source, targets.len()),
+            targets,
+            known: LruCache::new(capacity),
+            next_due: None,
+            refresh_due: true,
+            load: Load::default(),
+        }
+    }
+
+    /// What checking has cost so far.
+    pub fn load(&self) -> Load {
+        self.load
+    }
+
+    /// When a stored check is next due, once [`Checker::refresh`] has read it.
+    pub fn next_due(&self) -> Option<SystemTime> {
+        self.next_due
+    }
+
+    /// Reads when the next stored check is due, after start and after due
+    /// checks were settled.
+    pub async fn refresh(&mut self, sink: &Sink) -> Result<(), SinkError> {
+        if self.refresh_due {
+            self.next_due = sink.next_reference_due().await?;
+            self.refresh_due = false;
+        }
+        Ok(())
+    }
+
+    /// Settles `checks` and the stored checks that are due, adding
+    /// violations, resolutions and pending checks to `batch`. Returns the
+    /// tables that got a `reference` violation.
+    pub async fn settle(
+        &mut self,
+        checks: Vec<ReferenceCheck>,
+        seen: Vec<(usize, String)>,
+        sink: &Sink,
+        batch: &mut Batch,
+    ) -> Result<HashSet<(String, String)>, SinkError> {
+        let now = SystemTime::now();
+        for key in seen {
+            self.known.put(key, ());
+        }
+
+        // Settle from the cache what it can; the rest waits for a look-up.
+        let mut waiting = Vec::new();
+        for check in checks {
+            self.load.checks += 1;
+            let key = (check.target, check.value);
+            if self.known.get(&key).is_some() {
+                self.load.cache_hits += 1;
+                if check.resolve {
+                    batch.resolutions.push(reference_resolution(&check.violation));
+                }
+                continue;
+            }
+            let window = check.window.unwrap_or_default();
+            waiting.push(Waiting {
+                target: key.0,
+                value: key.1,
+                due: commit_time(&check.violation) + window,
+                violation: check.violation,
+                stored: false,
+                resolve: check.resolve,
+            });
+        }
+        if self.next_due.is_some_and(|due| due <= now) {
+            self.read_due(sink, now, &mut waiting, batch).await?;
+        }
+        if waiting.is_empty() {
+            return Ok(HashSet::new());
+        }
+
+        // Look the rest up; a failure puts them all off, stored.
+        let keys: Vec<(usize, &str)> =
+            waiting.iter().map(|w| (w.target, w.value.as_str())).collect();
+        let found = match self.lookup.find(&self.targets, &keys, &mut self.load).await {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::warn!(error = %err, checks = waiting.len(),
+                    "reference look-up failed; retrying later");
+                for w in waiting {
+                    let due = w.due.max(now + RETRY_AFTER);
+                    self.store(batch, w, due);
+                }
+                return Ok(HashSet::new());
+            }
+        };
+
+        // Sort each check into found, still waiting, or missing.
+        let mut flagged = HashSet::new();
+        for w in waiting {
+            let key = (w.target, w.value);
+            if found.contains(&key) {
+                if w.stored {
+                    batch.pending_done.push(w.violation.dedup_key());
+                }
+                if w.resolve {
+                    batch.resolutions.push(reference_resolution(&w.violation));
+                }
+                self.known.put(key, ());
+            } else if w.due > now {
+                let due = w.due;
+                self.store(batch, Waiting { target: key.0, value: key.1, ..w }, due);
+            } else {
+                if w.stored {
+                    batch.pending_done.push(w.violation.dedup_key());
+                }
+                flagged.insert((w.violation.table_schema.clone(), w.violation.table_name.clone()));
+                batch.violations.push(w.violation);
+            }
+        }
+        Ok(flagged)
+    }
+
+    /// Adds the stored checks due at `now` to `waiting`.
+    async fn read_due(
+        &mut self,
+        sink: &Sink,
+        now: SystemTime,
+        waiting: &mut Vec<Waiting>,
+        batch: &mut Batch,
+    ) -> Result<(), SinkError> {
+        self.refresh_due = true;
+        self.next_due = None;
+        for pending in sink.due_references(now, DUE_BATCH).await? {
+            let Some(target) = self.targets.iter().position(|t| *t == pending.target) else {
+                // The schema no longer references that column.
+                batch.pending_done.push(pending.id());
+                continue;
+            };
+            waiting.push(Waiting {
+                target,
+                value: pending.value,
+                due: pending.due,
+                violation: pending.violation,
+                stored: true,
+                resolve: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps a check in the sink until `due`.
+    fn store(&mut self, batch: &mut Batch, waiting: Waiting, due: SystemTime) {
+        if !self.refresh_due {
+            self.next_due = Some(self.next_due.map_or(due, |next| next.min(due)));
+        }
+        batch.pending_added.push(PendingReference {
+            target: self.targets[waiting.target].clone(),
+            value: waiting.value,
+            due,
+            violation: waiting.violation,
+        });
+    }
+}
+
+/// The commit time of a violation's change as a clock time.
+fn commit_time(violation: &Violation) -> SystemTime {
+    let micros = u64::try_from(violation.commit_time).unwrap_or_default() + POSTGRES_EPOCH_US;
+    SystemTime::UNIX_EPOCH + Duration::from_micros(micros)
+}
+
+/// The resolution of a row's `reference` state once its value was found.
+fn reference_resolution(violation: &Violation) -> Resolution {
+    Resolution {
+        table_schema: violation.table_schema.clone(),
+        table_name: violation.table_name.clone(),
+        row_key: violation.row_key.clone(),
+        commit_lsn: violation.commit_lsn,
+        change_ordinal: violation.change_ordinal,
+        commit_time: violation.commit_time,
+        keep: Vec::new(),
+        keep_rules: Vec::new(),
+        keep_columns: Vec::new(),
+        only_reference: violation.column.clone(),
+    }
+}

@@ -1,0 +1,197 @@
+//! The current state of each violation: one row of `violation_state` per
+//! (table, row key, rule, column), beside the append-only `violations` log.
+//!
+//! A state is opened by the first violation for its key and counts every new
+//! one (`occurrences`, `first_seen_at`, `last_seen_at`). It resolves itself
+//! when a later change to the same row passes the rule, or deletes the row:
+//! the stream sends a [`Resolution`] for such a change, and the resolving
+//! position and commit time are recorded. A resolved state that fails again
+//! reopens. Reviewers set `acknowledged` with a note (the `acknowledge`
+//! function); an acknowledged state still counts occurrences and still
+//! resolves.
+//!
+//! Ordering: within one batch the new violations are recorded before the
+//! resolutions are applied, and a resolution only applies to a state last
+//! seen at an earlier position than the resolving change, so the result is
+//! the same as applying every change in stream order. Only violations that
+//! are new in the log are recorded, so a replay counts nothing twice.
+
+use serde_json::Value;
+use tokio_postgres::Transaction;
+
+use super::{SinkError, Violation, format_lsn};
+
+/// A change that makes its row pass every rule except those in `keep`, or
+/// that deletes the row (nothing kept).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    pub table_schema: String,
+    pub table_name: String,
+    pub row_key: Value,
+    pub commit_lsn: u64,
+    pub change_ordinal: u32,
+    /// Commit time, microseconds since 2000-01-01 00:00 UTC.
+    pub commit_time: i64,
+    /// (rule, column) pairs the row still fails; `""` for a row rule.
+    pub keep: Vec<(String, String)>,
+    /// Rules the change did not decide (not evaluated, or unknown).
+    pub keep_rules: Vec<String>,
+    /// Columns the change did not check (unchanged TOAST values).
+    pub keep_columns: Vec<String>,
+    /// When set, the change settles only the `reference` state of this
+    /// column: its referenced row was found.
+    pub only_reference: Option<String>,
+}
+
+/// The statements, with the sink schema filled in.
+pub(super) struct Statements {
+    record: String,
+    resolve: String,
+}
+
+impl Statements {
+    pub(super) fn new(s: &str) -> Self {
+        Statements { record: record_sql(s), resolve: resolve_sql(s) }
+    }
+}
+
+/// Opens or updates the state of each new row-level violation.
+pub(super) async fn record(
+    transaction: &Transaction<'_>,
+    statements: &Statements,
+    fresh: &[&Violation],
+) -> Result<(), SinkError> {
+    let rows: Vec<&&Violation> = fresh.iter().filter(|v| v.operation.is_some()).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Violation) -> String| rows.iter().map(|v| f(v)).collect::<Vec<_>>();
+    let table_schema = text(|v| v.table_schema.clone());
+    let table_name = text(|v| v.table_name.clone());
+    let row_key = text(|v| v.row_key.to_string());
+    let rule = text(|v| v.rule.clone());
+    let column: Vec<Option<String>> = rows.iter().map(|v| v.column.clone()).collect();
+    let severity = text(|v| v.severity.as_str().to_owned());
+    let message = text(|v| v.message.clone());
+    let lsn = text(|v| format_lsn(v.commit_lsn));
+    let ordinal: Vec<i64> = rows.iter().map(|v| i64::from(v.change_ordinal)).collect();
+    let commit_us: Vec<i64> = rows.iter().map(|v| v.commit_time).collect();
+    transaction
+        .execute(
+            &statements.record,
+            &[
+                &table_schema,
+                &table_name,
+                &row_key,
+                &rule,
+                &column,
+                &severity,
+                &message,
+                &lsn,
+                &ordinal,
+                &commit_us,
+            ],
+        )
+        .await
+        .map_err(SinkError::sql("record the state of violations"))?;
+    Ok(())
+}
+
+/// Resolves the states that the changes in `resolutions` settle.
+pub(super) async fn resolve(
+    transaction: &Transaction<'_>,
+    statements: &Statements,
+    resolutions: &[Resolution],
+) -> Result<(), SinkError> {
+    if resolutions.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Resolution) -> String| resolutions.iter().map(f).collect::<Vec<_>>();
+    let table_schema = text(|r| r.table_schema.clone());
+    let table_name = text(|r| r.table_name.clone());
+    let row_key = text(|r| r.row_key.to_string());
+    let lsn = text(|r| format_lsn(r.commit_lsn));
+    let ordinal: Vec<i64> = resolutions.iter().map(|r| i64::from(r.change_ordinal)).collect();
+    let commit_us: Vec<i64> = resolutions.iter().map(|r| r.commit_time).collect();
+    let keep = text(|r| serde_json::to_string(&r.keep).unwrap_or_else(|_| "[]".into()));
+    let keep_rules = text(|r| serde_json::to_string(&r.keep_rules).unwrap_or_else(|_| "[]".into()));
+    let keep_columns =
+        text(|r| serde_json::to_string(&r.keep_columns).unwrap_or_else(|_| "[]".into()));
+    let only: Vec<Option<String>> = resolutions.iter().map(|r| r.only_reference.clone()).collect();
+    transaction
+        .execute(
+            &statements.resolve,
+            &[
+                &table_schema,
+                &table_name,
+                &row_key,
+                &lsn,
+                &ordinal,
+                &commit_us,
+                &keep,
+                &keep_rules,
+                &keep_columns,
+                &only,
+            ],
+        )
+        .await
+        .map_err(SinkError::sql("resolve violation states"))?;
+    Ok(())
+}
+
+/// The commit time in microseconds since 2000 as a timestamptz.
+const COMMIT_TS: &str = "timestamptz '2000-01-01 00:00:00+00' + interval '1 microsecond' *";
+
+fn record_sql(s: &str) -> String {
+    let key = "table_schema, table_name, row_key, rule, coalesce(column_name, '')";
+    format!(
+        "WITH u AS (
+    SELECT table_schema, table_name, row_key::jsonb AS row_key, rule, column_name, severity,
+        message, lsn::pg_lsn AS lsn, ordinal, {COMMIT_TS} commit_us AS seen_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::int8[], $10::int8[])
+        AS u(table_schema, table_name, row_key, rule, column_name, severity, message, lsn,
+             ordinal, commit_us)
+), g AS (
+    SELECT DISTINCT ON ({key}) table_schema, table_name, row_key, rule, column_name, severity,
+        message, lsn, ordinal, seen_at, count(*) OVER w AS n, min(lsn) OVER w AS first_lsn,
+        min(seen_at) OVER w AS first_at
+    FROM u
+    WINDOW w AS (PARTITION BY {key})
+    ORDER BY {key}, lsn DESC, ordinal DESC
+)
+INSERT INTO {s}.violation_state AS st (table_schema, table_name, row_key, rule, column_name,
+    severity, message, first_seen_at, last_seen_at, first_lsn, last_lsn, last_ordinal,
+    occurrences)
+SELECT table_schema, table_name, row_key, rule, column_name, severity, message, first_at,
+    seen_at, first_lsn, lsn, ordinal, n
+FROM g
+ON CONFLICT (table_schema, table_name, row_key, rule, (coalesce(column_name, '')))
+DO UPDATE SET severity = excluded.severity, message = excluded.message,
+    last_seen_at = excluded.last_seen_at, last_lsn = excluded.last_lsn,
+    last_ordinal = excluded.last_ordinal, occurrences = st.occurrences + excluded.occurrences,
+    status = CASE WHEN st.status = 'resolved' THEN 'open' ELSE st.status END,
+    resolved_lsn = NULL, resolved_at = NULL"
+    )
+}
+
+fn resolve_sql(s: &str) -> String {
+    format!(
+        "UPDATE {s}.violation_state AS st
+SET status = 'resolved', resolved_lsn = u.lsn::pg_lsn, resolved_at = {COMMIT_TS} u.commit_us
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
+    $7::text[], $8::text[], $9::text[], $10::text[])
+    AS u(table_schema, table_name, row_key, lsn, ordinal, commit_us, keep, keep_rules,
+         keep_columns, only_reference)
+WHERE st.status <> 'resolved'
+  AND st.table_schema = u.table_schema AND st.table_name = u.table_name
+  AND st.row_key = u.row_key::jsonb
+  AND (st.last_lsn, st.last_ordinal) < (u.lsn::pg_lsn, u.ordinal)
+  AND NOT u.keep::jsonb @> jsonb_build_array(jsonb_build_array(st.rule,
+      coalesce(st.column_name, '')))
+  AND NOT u.keep_rules::jsonb ? st.rule
+  AND NOT u.keep_columns::jsonb ? coalesce(st.column_name, '')
+  AND (u.only_reference IS NULL
+       OR (st.rule = 'reference' AND st.column_name = u.only_reference))"
+    )
+}
