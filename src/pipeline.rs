@@ -74,6 +74,8 @@ struct Plan {
     targets: Vec<(usize, usize)>,
     /// Whether any rule compares with the previous row.
     transition_rules: bool,
+    /// Whether the table has violation states not yet resolved.
+    open: bool,
 }
 
 /// Turns one session's messages into violations.
@@ -115,6 +117,12 @@ impl Pipeline {
     /// Notes that a table has unresolved violation states, so that its later
     /// rows are checked for resolutions.
     pub fn mark_open(&mut self, schema: String, table: String) {
+        for (oid, plan) in &mut self.plans {
+            let named = self.relations.get(*oid).is_some_and(|cached| {
+                cached.relation.namespace == schema && cached.relation.name == table
+            });
+            plan.open |= named;
+        }
         self.open_tables.insert((schema, table));
     }
 
@@ -200,8 +208,7 @@ impl Pipeline {
 
         // Nothing more to do for a good row of a table without open states
         // or references: the common case stays cheap.
-        let table_key = (rel.namespace.clone(), rel.name.clone());
-        let open = self.open_tables.contains(&table_key);
+        let open = plan.is_some_and(|plan| plan.open);
         let has_references = plan.is_some_and(|plan| !plan.references.is_empty());
         if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !has_references {
             return Ok(());
@@ -282,8 +289,11 @@ impl Pipeline {
             out.batch.violations.push(violation);
         }
 
-        if !outcome.findings.is_empty() {
-            self.open_tables.insert(table_key);
+        if !outcome.findings.is_empty() && !open {
+            self.open_tables.insert((rel.namespace.clone(), rel.name.clone()));
+            if let Some(plan) = self.plans.get_mut(&relation) {
+                plan.open = true;
+            }
         }
         out.batch.violations.extend(outcome.findings.into_iter().map(|finding| {
             stamp.violation(
@@ -342,6 +352,7 @@ impl Pipeline {
         };
         let mut plan = Plan {
             transition_rules: schema.rules().iter().any(|rule| rule.uses_old()),
+            open: self.open_tables.contains(&(rel.namespace.clone(), rel.name.clone())),
             ..Plan::default()
         };
         for column in schema.columns() {
@@ -353,10 +364,10 @@ impl Pipeline {
             }
         }
         for (target, reference) in self.targets.iter().enumerate() {
-            if reference.table == schema.table {
-                if let Some(index) = position(&reference.column) {
-                    plan.targets.push((index, target));
-                }
+            if reference.table == schema.table
+                && let Some(index) = position(&reference.column)
+            {
+                plan.targets.push((index, target));
             }
         }
         self.plans.insert(oid, plan);
@@ -369,7 +380,7 @@ impl Pipeline {
             return;
         };
         let rel = &cached.relation;
-        if !self.open_tables.contains(&(rel.namespace.clone(), rel.name.clone())) {
+        if !self.plans.get(&relation).is_some_and(|plan| plan.open) {
             return;
         }
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else { return };

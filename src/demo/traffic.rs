@@ -1,5 +1,5 @@
-//! The demo's shop: its tables, the sample traffic (a few percent of it bad),
-//! and the live view of violations.
+//! The demo's shop: its tables, the sample traffic (a few percent of it bad,
+//! orphan orders among them), and the live view of violations.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -96,9 +96,12 @@ fn next_statement(
     if pick < 7 || *orders == 0 {
         *orders += 1;
         let account = rng.random_range(1..=*accounts);
-        let (account_id, amount, status) = match (bad, rng.random_range(0..3)) {
+        // An orphan order names an account that was never created: only the
+        // reference check catches it, since the table has no foreign key.
+        let (account_id, amount, status) = match (bad, rng.random_range(0..4)) {
             (true, 0) => ("NULL".to_string(), "19.90", "new"),
             (true, 1) => (account.to_string(), "-5.00", "new"),
+            (true, 2) => ((*accounts + 1_000_000).to_string(), "42.00", "new"),
             (true, _) => (account.to_string(), "42.00", "lost"),
             (false, _) => (account.to_string(), "42.00", "new"),
         };

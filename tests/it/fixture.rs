@@ -131,14 +131,15 @@ impl Fixture {
         output
     }
 
-    /// Every violation written so far, sorted.
+    /// Every violation written so far, sorted; a violation about the table
+    /// rather than a change has operation `-`.
     pub async fn violations(&self) -> Vec<Found> {
         let rows = self
             .db
             .client
             .query(
-                "SELECT table_schema || '.' || table_name, operation, rule, column_name,
-                        row_key::text FROM walguard.violations",
+                "SELECT table_schema || '.' || table_name, coalesce(operation, '-'), rule,
+                        column_name, row_key::text FROM walguard.violations",
                 &[],
             )
             .await

@@ -313,7 +313,7 @@ async fn wait_until_gives_up_with_the_reason() {
 }
 
 /// Sends SIGTERM, as an orchestrator stopping the service would.
-fn nix_terminate(pid: u32) {
+pub fn nix_terminate(pid: u32) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

@@ -1,0 +1,372 @@
+//! The rule language end to end: cross-field and transition rules,
+//! references with and without a grace window, schema drift, and the
+//! lifecycle of a violation, each against a real PostgreSQL with the exact
+//! violation rows expected.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::fixture::{Fixture, Found, wait_for_exit};
+use crate::harness::wait_until;
+use crate::pipeline::nix_terminate;
+
+/// How long a spawned walguard gets to reach a condition.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn found(table: &str, operation: &str, rule: &str, column: Option<&str>, key: Value) -> Found {
+    Found::new(table, operation, rule, column, key)
+}
+
+fn sorted(mut found: Vec<Found>) -> Vec<Found> {
+    found.sort();
+    found
+}
+
+/// (row key, rule, severity, message) of every violation, sorted.
+async fn details(fixture: &Fixture) -> Vec<(String, String, String, String)> {
+    let rows = fixture
+        .db
+        .client
+        .query(
+            "SELECT row_key::text, rule, severity, message FROM walguard.violations ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .expect("violations");
+    rows.iter().map(|row| (row.get(0), row.get(1), row.get(2), row.get(3))).collect()
+}
+
+#[tokio::test]
+async fn cross_field_rules_flag_bad_rows_and_report_rules_that_cannot_be_evaluated() {
+    let ddl = "CREATE TABLE orders (id integer PRIMARY KEY, status text, amount numeric,
+                                    discount numeric)";
+    let schema = "
+x-table: public.orders
+x-severity: warn
+properties:
+  status: {type: string}
+x-rules:
+  - name: paid_needs_amount
+    when: \"row.status == 'paid'\"
+    expr: 'has(row.amount) && row.amount > 0'
+    message: paid orders need a positive amount
+    severity: critical
+  - name: discount_within_amount
+    expr: '!has(row.discount) || row.discount <= row.amount'
+";
+    let fixture = Fixture::new("cel_rules", ddl, &[("public.orders.yaml", schema)]).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO orders VALUES (1, 'new', NULL, NULL);
+             INSERT INTO orders VALUES (2, 'paid', 10, 2);
+             INSERT INTO orders VALUES (3, 'paid', 0, NULL);
+             INSERT INTO orders VALUES (4, 'new', 5, 6);
+             INSERT INTO orders VALUES (5, 'new', NULL, 1)",
+        )
+        .await;
+    fixture.run_to_current().await;
+
+    let orders = |rule, id: i64| found("public.orders", "insert", rule, None, json!({ "id": id }));
+    let expected = sorted(vec![
+        orders("paid_needs_amount", 3),
+        orders("discount_within_amount", 4),
+        orders("discount_within_amount", 5),
+    ]);
+    assert_eq!(fixture.violations().await, expected);
+
+    // Severity per rule, else the file's; a rule that cannot be evaluated
+    // says so and names no value.
+    let details = details(&fixture).await;
+    assert_eq!(details[0].2, "critical");
+    assert_eq!(details[0].3, "paid orders need a positive amount");
+    assert_eq!(details[1].2, "warn");
+    assert_eq!(details[1].3, "rule discount_within_amount failed");
+    assert_eq!(details[2].2, "warn");
+    assert!(
+        details[2].3.starts_with("rule discount_within_amount could not be evaluated: "),
+        "{}",
+        details[2].3
+    );
+}
+
+#[tokio::test]
+async fn transition_rule_is_flagged_under_full_identity_and_unknown_under_default() {
+    let ddl = "CREATE TABLE full_t (id integer PRIMARY KEY, status text);
+               ALTER TABLE full_t REPLICA IDENTITY FULL;
+               CREATE TABLE default_t (id integer PRIMARY KEY, status text)";
+    let rule = "
+properties:
+  status: {type: string}
+x-rules:
+  - name: never_unship
+    expr: \"old.status != 'shipped' || row.status == 'shipped'\"
+";
+    let full = format!("x-table: public.full_t\n{rule}");
+    let default = format!("x-table: public.default_t\n{rule}");
+    let files =
+        [("public.full_t.yaml", full.as_str()), ("public.default_t.yaml", default.as_str())];
+    let fixture = Fixture::new("transition", ddl, &files).await;
+    fixture.setup().await;
+    for table in ["full_t", "default_t"] {
+        fixture
+            .db
+            .execute(&format!(
+                "INSERT INTO {table} VALUES (1, 'new');
+                 UPDATE {table} SET status = 'shipped' WHERE id = 1;
+                 UPDATE {table} SET status = 'new' WHERE id = 1;
+                 INSERT INTO {table} VALUES (2, 'shipped');
+                 UPDATE {table} SET status = 'new' WHERE id = 2"
+            ))
+            .await;
+    }
+    fixture.run_to_current().await;
+
+    // Under FULL the row key is the whole old row.
+    let expected = sorted(vec![
+        found(
+            "public.full_t",
+            "update",
+            "never_unship",
+            None,
+            json!({"id": 1, "status": "shipped"}),
+        ),
+        found(
+            "public.full_t",
+            "update",
+            "never_unship",
+            None,
+            json!({"id": 2, "status": "shipped"}),
+        ),
+        found("public.default_t", "-", "never_unship", None, json!({})),
+    ]);
+    assert_eq!(fixture.violations().await, expected);
+    let message = fixture
+        .db
+        .client
+        .query_one(
+            "SELECT severity, message FROM walguard.violations WHERE table_name = 'default_t'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(message.get::<_, &str>(0), "warn");
+    assert!(message.get::<_, &str>(1).contains("REPLICA IDENTITY FULL"));
+}
+
+const SHOP_DDL: &str = "
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text);
+CREATE TABLE orders (id bigint PRIMARY KEY, account_id bigint);
+INSERT INTO accounts VALUES (1, 'before the slot'), (2, 'before the slot')";
+
+const ACCOUNTS: &str = "x-table: public.accounts\nproperties:\n  name: {type: string}\n";
+
+#[tokio::test]
+async fn orphan_orders_are_flagged_only_when_the_account_never_existed() {
+    let orders = "
+x-table: public.orders
+properties:
+  account_id: {type: integer, x-references: public.accounts.id}
+";
+    let files = [("public.accounts.yaml", ACCOUNTS), ("public.orders.yaml", orders)];
+    let fixture = Fixture::new("orphans", SHOP_DDL, &files).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO orders VALUES (10, 1), (11, 2), (12, NULL);
+             BEGIN;
+             INSERT INTO orders VALUES (13, 3);
+             INSERT INTO accounts VALUES (3, 'same transaction, after its order');
+             INSERT INTO orders VALUES (14, 3);
+             COMMIT;
+             INSERT INTO orders VALUES (15, 99);
+             INSERT INTO orders SELECT 100 + g, 1 + g % 3 FROM generate_series(1, 1000) g",
+        )
+        .await;
+    let output = fixture.run_to_current().await;
+
+    let expected =
+        vec![found("public.orders", "insert", "reference", Some("account_id"), json!({"id": 15}))];
+    assert_eq!(fixture.violations().await, expected);
+    let details = details(&fixture).await;
+    assert_eq!(details[0].3, "account_id 99 has no matching row in public.accounts.id");
+
+    // 1 005 checked values cost a handful of queries, not one per row.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let queries =
+        field(&stderr, " queries=").unwrap_or_else(|| panic!("no look-up load: {stderr}"));
+    let checks = field(&stderr, " checks=").expect("the run logs its look-up load");
+    assert_eq!(checks, 1005, "{stderr}");
+    eprintln!("reference look-ups: {queries} queries for {checks} values");
+    assert!(queries <= 10, "{queries} look-up queries for {checks} values");
+}
+
+/// The number after `name` in the log, colours removed.
+fn field(log: &str, name: &str) -> Option<u64> {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    let start = plain.rfind(name)? + name.len();
+    plain[start..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[tokio::test]
+async fn grace_window_waits_for_the_parent_and_survives_a_restart() {
+    let orders = "
+x-table: public.orders
+properties:
+  account_id: {type: integer, x-references: {to: public.accounts.id, within: 3s}}
+";
+    let files = [("public.accounts.yaml", ACCOUNTS), ("public.orders.yaml", orders)];
+    let fixture = Fixture::new("grace", SHOP_DDL, &files).await;
+    fixture.setup().await;
+    let pending = "SELECT count(*) FROM walguard.pending_references";
+
+    // Two orders whose accounts do not exist yet wait in the sink.
+    let mut child = fixture.command(&["run"]).spawn().expect("walguard starts");
+    fixture.db.execute("INSERT INTO orders VALUES (20, 5), (21, 6)").await;
+    wait_until(PATIENCE, "both checks are pending", async || {
+        fixture.db.query_count(pending).await == 2
+    })
+    .await;
+
+    // One parent arrives within the window, while walguard restarts.
+    fixture.db.execute("INSERT INTO accounts VALUES (5, 'late')").await;
+    nix_terminate(child.id());
+    let status = wait_for_exit(&mut child, PATIENCE).await;
+    assert!(status.success(), "walguard exited with {status}");
+    assert!(fixture.violations().await.is_empty(), "nothing is reported within the window");
+    let mut child = fixture.command(&["run"]).spawn().expect("walguard starts again");
+
+    // The order whose account never comes is reported after the window.
+    wait_until(PATIENCE, "the orphan is reported", async || {
+        fixture.db.query_count(pending).await == 0
+    })
+    .await;
+    nix_terminate(child.id());
+    wait_for_exit(&mut child, PATIENCE).await;
+    let expected =
+        vec![found("public.orders", "insert", "reference", Some("account_id"), json!({"id": 21}))];
+    assert_eq!(fixture.violations().await, expected);
+}
+
+#[tokio::test]
+async fn drift_is_recorded_once_per_change_of_the_table() {
+    let ddl = "CREATE TABLE t (id integer PRIMARY KEY, a integer, b text, c integer)";
+    let schema = "
+x-table: public.t
+x-on-unknown-columns: warn
+required: [a]
+properties:
+  id: {type: integer}
+  a: {type: integer}
+  b: {type: string}
+  c: {type: integer}
+";
+    let fixture = Fixture::new("drift", ddl, &[("public.t.yaml", schema)]).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO t VALUES (1, 1, 'x', 1);
+             ALTER TABLE t DROP COLUMN b;
+             INSERT INTO t VALUES (2, 2, 2);
+             ALTER TABLE t ADD COLUMN d text;
+             INSERT INTO t VALUES (3, 3, 3, 'y');
+             ALTER TABLE t ALTER COLUMN c TYPE bigint;
+             INSERT INTO t VALUES (4, 4, 4, 'z')",
+        )
+        .await;
+    fixture.run_to_current().await;
+
+    let drift = |column| found("public.t", "-", "schema_drift", Some(column), json!({}));
+    let expected = sorted(vec![drift("b"), drift("c"), drift("d")]);
+    assert_eq!(fixture.violations().await, expected);
+    let messages: Vec<String> = details(&fixture).await.into_iter().map(|d| d.3).collect();
+    assert!(messages.contains(&"column c of public.t changed type from integer to bigint".into()));
+
+    // A new session sees the same shape again: nothing new is recorded.
+    fixture.db.execute("INSERT INTO t VALUES (5, 5, 5, 'w')").await;
+    fixture.run_to_current().await;
+    assert_eq!(fixture.violations().await, expected);
+}
+
+#[tokio::test]
+async fn violation_states_resolve_when_fixed_or_deleted_and_can_be_acknowledged() {
+    let ddl = "CREATE TABLE items (id integer PRIMARY KEY, quantity integer, note text)";
+    let schema = "x-table: public.items\nproperties:\n  quantity: {minimum: 1}\n";
+    let fixture = Fixture::new("lifecycle", ddl, &[("public.items.yaml", schema)]).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO items VALUES (1, 0, NULL), (2, 0, NULL), (3, 0, NULL), (4, 5, NULL);
+             UPDATE items SET quantity = 5 WHERE id = 1;
+             DELETE FROM items WHERE id = 2;
+             UPDATE items SET note = 'still bad' WHERE id = 3;
+             DELETE FROM items WHERE id = 4",
+        )
+        .await;
+    fixture.run_to_current().await;
+
+    let states = async || {
+        let rows = fixture
+            .db
+            .client
+            .query(
+                "SELECT row_key->>'id', rule, column_name, status, occurrences,
+                        resolved_lsn IS NOT NULL AND resolved_at IS NOT NULL, note
+                 FROM walguard.violation_state ORDER BY 1",
+                &[],
+            )
+            .await
+            .expect("violation states");
+        rows.iter()
+            .map(|row| {
+                let note: Option<String> = row.get(6);
+                format!(
+                    "{} {} {} {} {} {} {}",
+                    row.get::<_, &str>(0),
+                    row.get::<_, &str>(1),
+                    row.get::<_, &str>(2),
+                    row.get::<_, &str>(3),
+                    row.get::<_, i64>(4),
+                    row.get::<_, bool>(5),
+                    note.unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states().await,
+        [
+            "1 minimum quantity resolved 1 true ",
+            "2 minimum quantity resolved 1 true ",
+            "3 minimum quantity open 2 false ",
+        ]
+    );
+    assert_eq!(fixture.violations().await.len(), 4, "the log keeps every violation");
+
+    // A reviewer acknowledges the open one; a later fix still resolves it, in
+    // a run that starts with the table's states already open.
+    fixture
+        .db
+        .execute(
+            "SELECT walguard.acknowledge(id, 'supplier fixes it') FROM walguard.violation_state
+             WHERE status = 'open'",
+        )
+        .await;
+    assert_eq!(states().await[2], "3 minimum quantity acknowledged 2 false supplier fixes it");
+    fixture.db.execute("UPDATE items SET quantity = 2 WHERE id = 3").await;
+    fixture.run_to_current().await;
+    assert_eq!(states().await[2], "3 minimum quantity resolved 2 true supplier fixes it");
+}
