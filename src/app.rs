@@ -188,7 +188,9 @@ impl Stream {
             }
             ReplicationEvent::XLogData { data, .. } => {
                 self.pipeline.handle(&data, &mut self.batch)?;
-                if self.batch.batch.violations.len() >= self.max_violations {
+                if self.batch.batch.violations.len() >= self.max_violations
+                    || self.batch.references.len() >= self.max_violations
+                {
                     self.flush(transport, sink).await?;
                 }
             }
@@ -218,13 +220,11 @@ impl Stream {
     /// Settles reference checks, writes the batch and acknowledges what it
     /// made durable.
     async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
-        // Reference checks of a transaction still being read wait for its
-        // commit: its parent rows may come later in it.
-        let open = self.pipeline.open_transaction();
-        let (checks, waiting) = std::mem::take(&mut self.batch.references)
-            .into_iter()
-            .partition(|check| Some(check.violation.commit_lsn) != open);
-        self.batch.references = waiting;
+        // Reference checks, even those of a transaction still being read:
+        // the stream only carries committed transactions, so the source
+        // already holds every row of it, parents written after their
+        // children included.
+        let checks = std::mem::take(&mut self.batch.references);
         let seen = std::mem::take(&mut self.batch.seen);
         let flagged = self.checker.settle(checks, seen, sink, &mut self.batch.batch).await?;
         for (schema, table) in flagged {

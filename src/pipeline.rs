@@ -126,11 +126,6 @@ impl Pipeline {
         self.open_tables.insert((schema, table));
     }
 
-    /// The commit position of the transaction being read, if any.
-    pub fn open_transaction(&self) -> Option<u64> {
-        self.transaction.map(|t| t.commit_lsn)
-    }
-
     /// Whether a transaction has begun and not yet committed.
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()

@@ -135,6 +135,9 @@ impl Lookup {
                 Ok(client) => client?,
                 Err(_) => return Err(LookupError::Timeout { target: self.source.describe() }),
             };
+            // The server gives up on a slow look-up too, not only walguard.
+            let timeout = format!("SET statement_timeout = {}", TIMEOUT.as_millis());
+            bounded_on(&self.source.describe(), client.batch_execute(&timeout)).await?;
             self.client = Some(client);
         }
         Ok(self.client.as_ref().expect("connected above"))
@@ -174,15 +177,23 @@ fn is_bad_value(err: &tokio_postgres::Error) -> bool {
     err.code().is_some_and(|code| code.code().starts_with("22"))
 }
 
-/// Runs `future` within [`TIMEOUT`].
+/// Runs a query about `target` within [`TIMEOUT`].
 async fn bounded<T>(
     target: &ColumnRef,
     future: impl Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, LookupError> {
+    bounded_on(&target.to_string(), future).await
+}
+
+/// Runs `future` within [`TIMEOUT`], naming `target` if it fails.
+async fn bounded_on<T>(
+    target: &str,
+    future: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, LookupError> {
     match tokio::time::timeout(TIMEOUT, future).await {
         Ok(result) => {
-            result.map_err(|source| LookupError::Sql { target: target.to_string(), source })
+            result.map_err(|source| LookupError::Sql { target: target.to_owned(), source })
         }
-        Err(_) => Err(LookupError::Timeout { target: target.to_string() }),
+        Err(_) => Err(LookupError::Timeout { target: target.to_owned() }),
     }
 }

@@ -13,8 +13,9 @@
 //!    a query;
 //! 2. the rest are looked up in one query per referenced column on a SQL
 //!    connection of their own to the source database (never the replication
-//!    connection), and only checks of committed transactions are settled:
-//!    by then the source has every row those transactions wrote;
+//!    connection). pgoutput (protocol version 1) sends a transaction only
+//!    once it has committed, so the source already holds every row of it,
+//!    a parent written after its child included;
 //! 3. a key still missing is a `reference` violation, unless the column has
 //!    a grace window that has not ended: the check is then stored in the sink
 //!    table `pending_references` in the batch's own transaction (see
@@ -22,8 +23,14 @@
 //!
 //! A look-up that fails or times out never stops the stream and never
 //! reports a row: its checks are stored as pending and tried again
-//! [`RETRY_AFTER`] later. What a run cost the source is counted in
-//! [`Load`].
+//! [`RETRY_AFTER`] later. Checks wait in memory only until the batch is
+//! written, which happens at the latest when `batch_max_violations` of them
+//! are waiting. What a run cost the source is counted in [`Load`].
+//!
+//! The look-up sees the source as it is when the batch is written, not as it
+//! was at the change's commit: a parent deleted in between makes its child
+//! an orphan, and, without a grace window, a parent committed after its
+//! child but before the batch is written counts as existing.
 
 mod lookup;
 

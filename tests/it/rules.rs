@@ -171,7 +171,9 @@ properties:
   account_id: {type: integer, x-references: public.accounts.id}
 ";
     let files = [("public.accounts.yaml", ACCOUNTS), ("public.orders.yaml", orders)];
-    let fixture = Fixture::new("orphans", SHOP_DDL, &files).await;
+    let mut fixture = Fixture::new("orphans", SHOP_DDL, &files).await;
+    // Tiny batches: checks are also settled in the middle of a transaction.
+    fixture.configure("[sink]\nbatch_max_violations = 2\n");
     fixture.setup().await;
     fixture
         .db
@@ -202,6 +204,27 @@ properties:
     assert_eq!(checks, 1005, "{stderr}");
     eprintln!("reference look-ups: {queries} queries for {checks} values");
     assert!(queries <= 10, "{queries} look-up queries for {checks} values");
+}
+
+#[tokio::test]
+async fn reference_value_that_is_not_of_the_target_type_is_missing_not_an_error() {
+    let ddl = "CREATE TABLE accounts (id bigint PRIMARY KEY);
+               CREATE TABLE notes (id integer PRIMARY KEY, account_ref text);
+               INSERT INTO accounts VALUES (1)";
+    let notes = "
+x-table: public.notes
+properties:
+  account_ref: {type: string, x-references: public.accounts.id}
+";
+    let fixture = Fixture::new("ref_types", ddl, &[("public.notes.yaml", notes)]).await;
+    fixture.setup().await;
+    fixture.db.execute("INSERT INTO notes VALUES (1, '1'), (2, 'abc'), (3, '2')").await;
+    fixture.run_to_current().await;
+
+    let note = |id: i64| {
+        found("public.notes", "insert", "reference", Some("account_ref"), json!({ "id": id }))
+    };
+    assert_eq!(fixture.violations().await, [note(2), note(3)]);
 }
 
 /// The number after `name` in the log, colours removed.
