@@ -109,7 +109,7 @@ pub async fn run(
     transport.stop(STOP_GRACE).await;
     dispatcher_stop.cancel();
     let _ = dispatcher.await;
-    let load = stream.checker.load();
+    let load = stream.checker.load(stream.pipeline.known_hits());
     if load.checks > 0 {
         tracing::info!(
             checks = load.checks,
@@ -225,8 +225,8 @@ impl Stream {
         // already holds every row of it, parents written after their
         // children included.
         let checks = std::mem::take(&mut self.batch.references);
-        let seen = std::mem::take(&mut self.batch.seen);
-        let flagged = self.checker.settle(checks, seen, sink, &mut self.batch.batch).await?;
+        let known = self.pipeline.known_keys();
+        let flagged = self.checker.settle(checks, known, sink, &mut self.batch.batch).await?;
         for (schema, table) in flagged {
             self.pipeline.mark_open(schema, table);
         }

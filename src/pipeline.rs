@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::drift;
 use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple, Tuple};
-use crate::references::{self, ReferenceCheck};
+use crate::references::{self, KnownKeys, ReferenceCheck};
 use crate::relation::{CachedRelation, RelationCache, RelationChange};
 use crate::row::{self, Row, RowError};
 use crate::schema::{SchemaSet, TableSchema};
@@ -53,14 +53,12 @@ pub struct Output {
     pub batch: Batch,
     /// Referencing values still to find (see [`crate::references`]).
     pub references: Vec<ReferenceCheck>,
-    /// Values written to referenced columns: (target index, value).
-    pub seen: Vec<(usize, String)>,
 }
 
 impl Output {
     /// Whether nothing waits to be settled or written.
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty() && self.references.is_empty() && self.seen.is_empty()
+        self.batch.is_empty() && self.references.is_empty()
     }
 }
 
@@ -91,12 +89,19 @@ pub struct Pipeline {
     open_tables: HashSet<(String, String)>,
     /// (table, rule index) of transition rules already reported unknown.
     unknown: HashSet<(String, usize)>,
+    /// Keys known to exist in the referenced columns.
+    known: KnownKeys,
+    /// Referencing values settled by `known` without a check.
+    known_hits: u64,
 }
 
 impl Pipeline {
     pub fn new(schemas: Arc<SchemaSet>) -> Self {
         let targets = references::targets(&schemas);
+        let known = KnownKeys::new(targets.len());
         Pipeline {
+            known,
+            known_hits: 0,
             schemas,
             relations: RelationCache::default(),
             transaction: None,
@@ -112,6 +117,16 @@ impl Pipeline {
         self.relations.clear();
         self.plans.clear();
         self.transaction = None;
+    }
+
+    /// How many referencing values the known keys settled at once.
+    pub fn known_hits(&self) -> u64 {
+        self.known_hits
+    }
+
+    /// The keys known to exist, which settling reference checks adds to.
+    pub fn known_keys(&mut self) -> &mut KnownKeys {
+        &mut self.known
     }
 
     /// Notes that a table has unresolved violation states, so that its later
@@ -197,7 +212,7 @@ impl Pipeline {
         // Values written to referenced columns are known to exist from now.
         for &(index, target) in plan.map(|plan| plan.targets.as_slice()).unwrap_or_default() {
             if let Some(text) = text_value(&tuple, index) {
-                out.seen.push((target, text));
+                self.known.insert(target, text);
             }
         }
 
@@ -233,6 +248,16 @@ impl Pipeline {
         {
             let Some(text) = text_value(&tuple, index) else { continue };
             let Some(column) = rel.columns.get(index) else { continue };
+            if self.known.contains(target, text) {
+                self.known_hits += 1;
+                if open {
+                    let mut resolution = stamp.resolution(&Outcome::default(), &Row::default());
+                    resolution.keep_rules.clear();
+                    resolution.only_reference = Some(column.name.clone());
+                    out.batch.resolutions.push(resolution);
+                }
+                continue;
+            }
             let name = &column.name;
             let pii = schema.is_pii(name);
             let message = if pii {
@@ -247,7 +272,7 @@ impl Pipeline {
             };
             out.references.push(ReferenceCheck {
                 target,
-                value: text,
+                value: text.to_owned(),
                 window,
                 violation: stamp.violation(
                     "reference".to_owned(),
@@ -272,7 +297,9 @@ impl Pipeline {
                 None,
                 crate::schema::Severity::Warn,
                 format!(
-                    "rule {} compares with the previous row (old), which the server sends                      only for tables with REPLICA IDENTITY FULL: its verdict on updates of                      {table} is unknown; run ALTER TABLE {} REPLICA IDENTITY FULL to check it",
+                    "rule {} compares with the previous row (old), which the server sends \
+                     only for tables with REPLICA IDENTITY FULL: its verdict on updates of \
+                     {table} is unknown; run ALTER TABLE {} REPLICA IDENTITY FULL to check it",
                     rule.name(),
                     schema.table.quoted()
                 ),
@@ -495,9 +522,9 @@ fn previous_row(cached: &CachedRelation, new: &Row, old: Option<&OldTuple>) -> (
 }
 
 /// A column's value as the text the server sent, if it sent one.
-fn text_value(tuple: &Tuple, index: usize) -> Option<String> {
+fn text_value(tuple: &Tuple, index: usize) -> Option<&str> {
     match tuple.get(index) {
-        Some(pgoutput::Value::Text(bytes)) => std::str::from_utf8(bytes).ok().map(str::to_owned),
+        Some(pgoutput::Value::Text(bytes)) => std::str::from_utf8(bytes).ok(),
         _ => None,
     }
 }

@@ -3,14 +3,14 @@
 //! where no foreign key exists. This is how orphans, such as orders whose
 //! account was never created, are caught.
 //!
-//! The pipeline turns every non-NULL referencing value into a
-//! [`ReferenceCheck`] and every value written to a referenced column into a
-//! known key. The checks are settled when a batch is written, not per row:
+//! The pipeline puts every value written to a referenced column into
+//! [`KnownKeys`], a bounded LRU per referenced column, so a key inserted
+//! earlier in the stream counts as existing. A referencing value found there
+//! passes at once, with no allocation; any other non-NULL one becomes a
+//! [`ReferenceCheck`], settled when the batch is written:
 //!
-//! 1. a key in the bounded LRU of keys known to exist passes at once; keys
-//!    seen inserted earlier in the stream are put there first, so a parent
-//!    inserted in the same transaction, even after its child, passes without
-//!    a query;
+//! 1. a key that became known since (its parent came later in the stream)
+//!    passes without a query;
 //! 2. the rest are looked up in one query per referenced column on a SQL
 //!    connection of their own to the source database (never the replication
 //!    connection). pgoutput (protocol version 1) sends a transaction only
@@ -44,7 +44,7 @@ use crate::config::ConnectionSettings;
 use crate::schema::{ColumnRef, SchemaSet};
 use crate::sink::{Batch, PendingReference, Resolution, Sink, SinkError, Violation};
 
-/// How many keys known to exist are remembered.
+/// How many keys known to exist are remembered, per referenced column.
 pub const KNOWN_KEYS: usize = 100_000;
 
 /// How long a failed look-up waits before it is tried again.
@@ -66,6 +66,34 @@ pub fn targets(schemas: &SchemaSet) -> Vec<ColumnRef> {
     targets.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
     targets.dedup();
     targets
+}
+
+/// Keys known to exist, per referenced column: bounded LRUs, so memory stays
+/// fixed however many keys the stream carries.
+pub struct KnownKeys {
+    caches: Vec<LruCache<String, ()>>,
+}
+
+impl KnownKeys {
+    /// Empty caches for `targets` referenced columns.
+    pub fn new(targets: usize) -> Self {
+        let capacity = NonZeroUsize::new(KNOWN_KEYS).unwrap_or(NonZeroUsize::MIN);
+        KnownKeys { caches: (0..targets).map(|_| LruCache::new(capacity)).collect() }
+    }
+
+    /// Whether `value` is known to exist in target `target`.
+    pub fn contains(&mut self, target: usize, value: &str) -> bool {
+        self.caches.get_mut(target).is_some_and(|cache| cache.get(value).is_some())
+    }
+
+    /// Notes that `value` exists in target `target`.
+    pub fn insert(&mut self, target: usize, value: &str) {
+        if let Some(cache) = self.caches.get_mut(target)
+            && cache.get(value).is_none()
+        {
+            cache.put(value.to_owned(), ());
+        }
+    }
 }
 
 /// One referencing value to find.
@@ -116,7 +144,6 @@ struct Waiting {
 /// Settles reference checks; owns the look-up connection and the cache.
 pub struct Checker {
     targets: Vec<ColumnRef>,
-    known: LruCache<(usize, String), ()>,
     lookup: lookup::Lookup,
     next_due: Option<SystemTime>,
     refresh_due: bool,
@@ -127,20 +154,23 @@ impl Checker {
     /// A checker for `schemas`; connects to `source` on first need.
     pub fn new(schemas: &SchemaSet, source: ConnectionSettings) -> Self {
         let targets = targets(schemas);
-        let capacity = NonZeroUsize::new(KNOWN_KEYS).unwrap_or(NonZeroUsize::MIN);
         Checker {
             lookup: lookup::Lookup::new(source, targets.len()),
             targets,
-            known: LruCache::new(capacity),
             next_due: None,
             refresh_due: true,
             load: Load::default(),
         }
     }
 
-    /// What checking has cost so far.
-    pub fn load(&self) -> Load {
-        self.load
+    /// What checking has cost so far; `known_hits` counts the values the
+    /// pipeline settled from the known keys before they became checks.
+    pub fn load(&self, known_hits: u64) -> Load {
+        Load {
+            checks: self.load.checks + known_hits,
+            cache_hits: self.load.cache_hits + known_hits,
+            queries: self.load.queries,
+        }
     }
 
     /// When a stored check is next due, once [`Checker::refresh`] has read it.
@@ -159,26 +189,23 @@ impl Checker {
     }
 
     /// Settles `checks` and the stored checks that are due, adding
-    /// violations, resolutions and pending checks to `batch`. Returns the
-    /// tables that got a `reference` violation.
+    /// violations, resolutions and pending checks to `batch`, and found keys
+    /// to `known`. Returns the tables that got a `reference` violation.
     pub async fn settle(
         &mut self,
         checks: Vec<ReferenceCheck>,
-        seen: Vec<(usize, String)>,
+        known: &mut KnownKeys,
         sink: &Sink,
         batch: &mut Batch,
     ) -> Result<HashSet<(String, String)>, SinkError> {
         let now = SystemTime::now();
-        for key in seen {
-            self.known.put(key, ());
-        }
 
         // Settle from the cache what it can; the rest waits for a look-up.
         let mut waiting = Vec::new();
         for check in checks {
             self.load.checks += 1;
             let key = (check.target, check.value);
-            if self.known.get(&key).is_some() {
+            if known.contains(key.0, &key.1) {
                 self.load.cache_hits += 1;
                 if check.resolve {
                     batch.resolutions.push(reference_resolution(&check.violation));
@@ -229,7 +256,7 @@ impl Checker {
                 if w.resolve {
                     batch.resolutions.push(reference_resolution(&w.violation));
                 }
-                self.known.put(key, ());
+                known.insert(key.0, &key.1);
             } else if w.due > now {
                 let due = w.due;
                 self.store(batch, Waiting { target: key.0, value: key.1, ..w }, due);

@@ -204,6 +204,13 @@ properties:
     assert_eq!(checks, 1005, "{stderr}");
     eprintln!("reference look-ups: {queries} queries for {checks} values");
     assert!(queries <= 10, "{queries} look-up queries for {checks} values");
+
+    // Pointing the orphan at an existing account resolves its state.
+    fixture.db.execute("UPDATE orders SET account_id = 1 WHERE id = 15").await;
+    fixture.run_to_current().await;
+    let status = "SELECT count(*) FROM walguard.violation_state
+                  WHERE rule = 'reference' AND row_key = '{\"id\": 15}' AND status = 'resolved'";
+    assert_eq!(fixture.db.query_count(status).await, 1);
 }
 
 #[tokio::test]
