@@ -218,9 +218,19 @@ impl Pipeline {
 
         // Nothing more to do for a good row of a table without open states
         // or references: the common case stays cheap.
+        // A referencing value already known to exist needs nothing more.
         let open = plan.is_some_and(|plan| plan.open);
-        let has_references = plan.is_some_and(|plan| !plan.references.is_empty());
-        if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !has_references {
+        let references = plan.map(|plan| plan.references.as_slice()).unwrap_or_default();
+        let mut checks_needed = false;
+        for &(index, target, _) in references {
+            let Some(text) = text_value(&tuple, index) else { continue };
+            if self.known.contains(target, text) {
+                self.known_hits += 1;
+            } else {
+                checks_needed = true;
+            }
+        }
+        if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !checks_needed {
             return Ok(());
         }
         let key_tuple = match &old {
@@ -243,13 +253,10 @@ impl Pipeline {
         }
 
         // Reference checks, settled when the batch is written.
-        for &(index, target, window) in
-            plan.map(|plan| plan.references.as_slice()).unwrap_or_default()
-        {
+        for &(index, target, window) in references {
             let Some(text) = text_value(&tuple, index) else { continue };
             let Some(column) = rel.columns.get(index) else { continue };
             if self.known.contains(target, text) {
-                self.known_hits += 1;
                 if open {
                     let mut resolution = stamp.resolution(&Outcome::default(), &Row::default());
                     resolution.keep_rules.clear();
