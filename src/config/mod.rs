@@ -270,6 +270,15 @@ impl Settings {
             .enumerate()
             .map(|(index, hook)| resolve_webhook(index, hook))
             .collect::<Result<Vec<_>, _>>()?;
+        // An endpoint is known by its URL in the outbox and alert groups.
+        for (index, hook) in webhooks.iter().enumerate() {
+            if webhooks[..index].iter().any(|earlier| earlier.url == hook.url) {
+                return Err(ConfigError::Invalid {
+                    key: format!("webhooks[{index}].url"),
+                    reason: "the same URL is configured twice".into(),
+                });
+            }
+        }
 
         let listen = raw
             .admin
@@ -461,6 +470,10 @@ mod tests {
         let toml = "[[webhooks]]\nurl = \"http://x\"\ntables = [\"public.a\", \"orders\"]\n";
         let err = Settings::from_toml(toml, &overrides()).unwrap_err();
         assert!(err.to_string().contains("webhooks[0].tables[1]"), "{err}");
+
+        let toml = "[[webhooks]]\nurl = \"http://x\"\n[[webhooks]]\nurl = \"http://x\"\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err();
+        assert!(err.to_string().contains("webhooks[1].url"), "{err}");
     }
 
     #[test]

@@ -2,12 +2,20 @@
 //!
 //! Each endpoint has its own task, so a slow or dead endpoint delays only its
 //! own alerts and never replication, which only ever inserts outbox rows. A
-//! task claims due rows by pushing their `next_attempt_at` a lease ahead
-//! (`FOR UPDATE SKIP LOCKED`, so a second walguard never takes the same row),
-//! posts them, then records the outcome. A crash mid-delivery leaves the row
-//! pending, and it is sent again when the lease ends: delivery is
-//! at-least-once, and the `webhook-id` header stays the same on every attempt
-//! so receivers can drop repeats.
+//! task first queues the summaries of alert groups whose window ended (see
+//! [`super::grouping`]), then claims due rows by pushing their
+//! `next_attempt_at` a lease ahead (`FOR UPDATE SKIP LOCKED`, so a second
+//! walguard never takes the same row), posts them with at most
+//! `max_in_flight` requests at once, and records each outcome. A crash
+//! mid-delivery leaves the row pending, and it is sent again when the lease
+//! ends: delivery is at-least-once, and the `webhook-id` header stays the same
+//! on every attempt so receivers can drop repeats.
+//!
+//! A failed attempt is retried after the webhook's `retry_schedule` step
+//! (jittered by a tenth), or later if the endpoint sent `Retry-After`; after
+//! the last step the delivery is marked dead and kept for inspection. A 410
+//! Gone stops the endpoint's task until walguard restarts; its deliveries stay
+//! pending.
 
 use std::sync::Arc;
 use std::time::Duration;

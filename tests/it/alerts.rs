@@ -204,6 +204,23 @@ async fn failing_endpoint_is_retried_with_one_signed_webhook_id_and_delivered_on
 }
 
 #[tokio::test]
+async fn delivery_is_marked_dead_after_the_last_retry_of_the_schedule() {
+    let receiver = WebhookReceiver::start().await;
+    receiver.set_default_status(500);
+    let fixture = fixture("dead", &[hook_retrying(&receiver.url(), 2, 50, "")]).await;
+    let child = start(&fixture);
+
+    fixture.db.execute("INSERT INTO orders (id, status) VALUES (1, 'lost')").await;
+    wait_until(WAIT, "the delivery is dead", async || {
+        outbox_count(&fixture, "status = 'dead' AND attempts = 3 AND last_error = 'HTTP 500'").await
+            == 1
+    })
+    .await;
+    stop(child).await;
+    assert_eq!(receiver.requests().len(), 3, "one attempt and two retries");
+}
+
+#[tokio::test]
 async fn gone_endpoint_is_disabled_while_others_keep_receiving() {
     let gone = WebhookReceiver::start().await;
     gone.set_default_status(410);
