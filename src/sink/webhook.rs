@@ -72,12 +72,21 @@ enum PassEnd {
     Unreachable,
 }
 
+/// How sending a claim ended.
+enum Sent {
+    All,
+    /// The endpoint answered 410 Gone at least once.
+    Gone,
+    Stopped,
+}
+
 /// The SQL one endpoint's task runs, with its parameters fixed.
 struct Statements {
     claim: String,
     delivered: String,
     failed: String,
     gone: String,
+    release: String,
     next_due: String,
 }
 
@@ -143,6 +152,10 @@ impl Dispatcher {
                      last_error = 'HTTP 410 Gone: endpoint disabled until walguard restarts'
                  WHERE id = $1"
             ),
+            release: format!(
+                "UPDATE {s}.webhook_outbox SET next_attempt_at = now()
+                 WHERE id = ANY($1) AND status = 'pending'"
+            ),
             next_due: format!(
                 "SELECT extract(epoch FROM least(
                      (SELECT min(next_attempt_at) FROM {s}.webhook_outbox
@@ -187,9 +200,10 @@ impl Dispatcher {
 
             // Claim what is due and send it, a few requests at a time.
             let rows = client.query(&sql.claim, &[&name]).await?;
-            let gone = self.send_claimed(&client, &sql, &rows).await?;
-            if gone {
-                return Ok(PassEnd::Gone);
+            match self.send_claimed(&client, &sql, &rows, stop).await? {
+                Sent::All => {}
+                Sent::Gone => return Ok(PassEnd::Gone),
+                Sent::Stopped => return Ok(PassEnd::Stopped),
             }
             if !rows.is_empty() || summaries > 0 {
                 continue;
@@ -209,20 +223,33 @@ impl Dispatcher {
     }
 
     /// Sends claimed rows with at most `max_in_flight` requests at once and
-    /// records each outcome; returns whether the endpoint answered 410.
+    /// records each outcome. On `stop`, requests still in flight are
+    /// abandoned and their rows released for the next run at once, rather
+    /// than when their lease ends.
     async fn send_claimed(
         &self,
         client: &Client,
         sql: &Statements,
         rows: &[tokio_postgres::Row],
-    ) -> Result<bool, tokio_postgres::Error> {
+        stop: &CancellationToken,
+    ) -> Result<Sent, tokio_postgres::Error> {
         let name = self.endpoint.name();
         let hook = self.endpoint.settings();
         let sends: Vec<_> = rows.iter().map(|row| self.send_row(row)).collect();
         let mut outcomes = futures_util::stream::iter(sends).buffer_unordered(hook.max_in_flight);
+        let mut unrecorded: Vec<i64> = rows.iter().map(|row| row.get(0)).collect();
         let mut gone = false;
-        while let Some((row, outcome)) = outcomes.next().await {
+        loop {
+            let next = tokio::select! {
+                next = outcomes.next() => next,
+                _ = stop.cancelled() => {
+                    client.execute(&sql.release, &[&unrecorded]).await?;
+                    return Ok(Sent::Stopped);
+                }
+            };
+            let Some((row, outcome)) = next else { break };
             let (id, webhook_id, attempts): (i64, &str, i32) = (row.get(0), row.get(1), row.get(3));
+            unrecorded.retain(|&other| other != id);
             match outcome {
                 Outcome::Delivered { status } => {
                     client.execute(&sql.delivered, &[&id]).await?;
@@ -253,7 +280,7 @@ impl Dispatcher {
                 }
             }
         }
-        Ok(gone)
+        Ok(if gone { Sent::Gone } else { Sent::All })
     }
 }
 

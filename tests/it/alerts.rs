@@ -249,10 +249,12 @@ async fn gone_endpoint_is_disabled_while_others_keep_receiving() {
 #[tokio::test]
 async fn deliveries_and_open_groups_pending_at_shutdown_are_sent_after_restart() {
     let receiver = WebhookReceiver::start().await;
-    receiver.set_default_status(503);
-    let fixture = fixture("restart", &[hook(&receiver.url(), "group_window_ms = 4000")]).await;
+    receiver.set_delay(Duration::from_secs(60));
+    let extra = "group_window_ms = 4000\ntimeout_ms = 30000";
+    let fixture = fixture("restart", &[hook(&receiver.url(), extra)]).await;
 
-    // First run: an alert that keeps failing, and two folded violations.
+    // First run: an alert whose request hangs when walguard is stopped, and
+    // two folded violations. Stopping abandons the request at once.
     let child = start(&fixture);
     fixture
         .db
@@ -271,8 +273,9 @@ async fn deliveries_and_open_groups_pending_at_shutdown_are_sent_after_restart()
     let first_id = receiver.requests()[0].header("webhook-id").unwrap().to_string();
     assert_eq!(outbox_count(&fixture, "status = 'pending'").await, 1);
 
-    // Second run: the endpoint works; the alert and the summary arrive.
-    receiver.set_default_status(200);
+    // Second run: the endpoint answers at once; the alert (released, not
+    // left leased) and the summary arrive.
+    receiver.set_delay(Duration::ZERO);
     let seen = receiver.requests().len();
     let child = start(&fixture);
     wait_until(WAIT, "the alert and the summary arrive after the restart", async || {
