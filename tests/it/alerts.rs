@@ -250,7 +250,7 @@ async fn gone_endpoint_is_disabled_while_others_keep_receiving() {
 async fn deliveries_and_open_groups_pending_at_shutdown_are_sent_after_restart() {
     let receiver = WebhookReceiver::start().await;
     receiver.set_delay(Duration::from_secs(60));
-    let extra = "group_window_ms = 4000\ntimeout_ms = 30000";
+    let extra = "group_window_ms = 6000\ntimeout_ms = 30000";
     let fixture = fixture("restart", &[hook(&receiver.url(), extra)]).await;
 
     // First run: an alert whose request hangs when walguard is stopped, and
@@ -293,7 +293,7 @@ async fn deliveries_and_open_groups_pending_at_shutdown_are_sent_after_restart()
 #[tokio::test]
 async fn a_burst_of_one_rule_sends_one_alert_and_one_summary() {
     let receiver = WebhookReceiver::start().await;
-    let fixture = fixture("burst", &[hook(&receiver.url(), "group_window_ms = 3000")]).await;
+    let fixture = fixture("burst", &[hook(&receiver.url(), "group_window_ms = 4000")]).await;
     let child = start(&fixture);
 
     // Commit-to-webhook latency of a group's first violation, five times.
