@@ -26,7 +26,7 @@ const EVENT_BUFFER: usize = 8_192;
 
 /// A failure of the replication connection.
 #[derive(Debug, thiserror::Error)]
-#[error("replication from slot {slot} on {target} failed: {source}")]
+#[error("replication from slot {slot} on {target} failed: {source}{}", hint(source))]
 pub struct TransportError {
     pub slot: String,
     pub target: String,
@@ -35,9 +35,64 @@ pub struct TransportError {
 }
 
 impl TransportError {
-    /// Whether reconnecting may help.
+    /// Whether reconnecting may help: a cut connection, or a server that is
+    /// shutting down, starting up, out of resources or ended the session
+    /// (`pg_terminate_backend`).
     pub fn is_transient(&self) -> bool {
-        self.source.is_transient() || self.source.is_io()
+        if self.source.is_transient() || self.source.is_io() {
+            return true;
+        }
+        self.sqlstate().is_some_and(|code| {
+            code != SLOT_IN_USE
+                && crate::postgres::is_transient_code(&tokio_postgres::error::SqlState::from_code(
+                    code,
+                ))
+        })
+    }
+
+    /// Whether another session holds the slot (SQLSTATE 55006, "replication
+    /// slot ... is active for PID ...").
+    pub fn is_slot_busy(&self) -> bool {
+        self.sqlstate() == Some(SLOT_IN_USE)
+    }
+
+    /// The size and limit when a message was larger than
+    /// `source.max_message_bytes`.
+    pub fn message_too_large(&self) -> Option<(usize, usize)> {
+        match self.source {
+            pgwire_replication::PgWireError::MessageTooLarge { payload_bytes, limit_bytes } => {
+                Some((payload_bytes, limit_bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// The SQLSTATE of a server error; pgwire-replication keeps only the
+    /// text, which ends in `(SQLSTATE xxxxx)`.
+    pub fn sqlstate(&self) -> Option<&str> {
+        sqlstate(&self.source)
+    }
+}
+
+/// SQLSTATE object_in_use: the slot is active for another session.
+const SLOT_IN_USE: &str = "55006";
+
+fn sqlstate(error: &pgwire_replication::PgWireError) -> Option<&str> {
+    let pgwire_replication::PgWireError::Server(text) = error else { return None };
+    let code = text.strip_suffix(')')?.rsplit_once("(SQLSTATE ")?.1;
+    (code.len() == 5).then_some(code)
+}
+
+/// What an operator should do about a fatal server error.
+fn hint(error: &pgwire_replication::PgWireError) -> &'static str {
+    match sqlstate(error) {
+        // undefined_object: the slot or a publication was dropped.
+        Some("42704") => ": run `walguard setup`",
+        // object_not_in_prerequisite_state: the slot was invalidated.
+        Some("55000") => ": drop the slot and run `walguard setup` again",
+        Some("28000" | "28P01") => ": check the user and password in source.url",
+        _ if error.is_auth() => ": check the user and password in source.url",
+        _ => "",
     }
 }
 

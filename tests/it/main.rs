@@ -4,5 +4,6 @@
 mod fixture;
 mod harness;
 mod pipeline;
+mod resilience;
 mod smoke;
 mod webhook_receiver;
