@@ -187,8 +187,8 @@ impl Supervisor<'_> {
             slot::check(&source, &settings.source.slot, &settings.source.publication).await?;
         drop(source);
         if self.sink.as_ref().is_none_or(Sink::is_closed) {
-            let sink =
-                Sink::connect(&settings.sink, &settings.webhooks, self.outbox_ready.clone()).await?;
+            let sink = Sink::connect(&settings.sink, &settings.webhooks, self.outbox_ready.clone())
+                .await?;
             self.sink = Some(sink);
         }
         let transport = Transport::start(&settings.source, &publications).await?;

@@ -31,9 +31,9 @@ pub(super) async fn describe(settings: &Settings, pipeline: &Pipeline, limit: us
     let transaction = format!("the transaction committing at {}", format_lsn(commit_lsn));
     match peek(settings, commit_lsn, limit).await {
         Some((oid, lsn, catalog_name)) => {
-            let cached = pipeline.relation(oid).map(|cached| {
-                format!("{}.{}", cached.relation.namespace, cached.relation.name)
-            });
+            let cached = pipeline
+                .relation(oid)
+                .map(|cached| format!("{}.{}", cached.relation.namespace, cached.relation.name));
             match cached.or(catalog_name) {
                 Some(table) => format!("table {table} (relation {oid}) at {lsn}, in {transaction}"),
                 None => format!("relation {oid} at {lsn}, in {transaction}"),
@@ -45,7 +45,11 @@ pub(super) async fn describe(settings: &Settings, pipeline: &Pipeline, limit: us
 
 /// The relation oid, LSN and catalog name of the first oversized change up to
 /// the commit at `commit_lsn`, if the server can tell.
-async fn peek(settings: &Settings, commit_lsn: u64, limit: usize) -> Option<(u32, String, Option<String>)> {
+async fn peek(
+    settings: &Settings,
+    commit_lsn: u64,
+    limit: usize,
+) -> Option<(u32, String, Option<String>)> {
     let source = &settings.source;
     let client = postgres::connect(&source.connection, "walguard").await.ok()?;
     let publications = publication_names(&source.publication).join(",");

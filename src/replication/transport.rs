@@ -179,3 +179,51 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgwire_replication::PgWireError;
+
+    fn server_error(text: &str) -> TransportError {
+        TransportError {
+            slot: "walguard".into(),
+            target: "walguard@db:5432/shop".into(),
+            source: PgWireError::Server(text.into()),
+        }
+    }
+
+    #[test]
+    fn terminated_walsender_and_shutdown_are_transient() {
+        let terminated =
+            server_error("terminating connection due to administrator command (SQLSTATE 57P01)");
+        assert!(terminated.is_transient() && !terminated.is_slot_busy());
+        let starting = server_error("the database system is starting up (SQLSTATE 57P03)");
+        assert!(starting.is_transient());
+    }
+
+    #[test]
+    fn slot_held_by_another_session_is_busy_not_transient() {
+        let busy =
+            server_error("replication slot \"walguard\" is active for PID 4242 (SQLSTATE 55006)");
+        assert!(busy.is_slot_busy());
+        assert!(!busy.is_transient());
+    }
+
+    #[test]
+    fn missing_slot_or_publication_is_fatal_and_says_to_run_setup() {
+        let missing = server_error("publication \"walguard\" does not exist (SQLSTATE 42704)");
+        assert!(!missing.is_transient());
+        assert!(missing.to_string().ends_with("run `walguard setup`"), "{missing}");
+        let auth = server_error("password authentication failed for user \"w\" (SQLSTATE 28P01)");
+        assert!(!auth.is_transient());
+        assert!(auth.to_string().contains("source.url"), "{auth}");
+    }
+
+    #[test]
+    fn server_text_without_a_code_has_no_sqlstate() {
+        assert_eq!(server_error("unknown server error").sqlstate(), None);
+        assert_eq!(server_error("odd (SQLSTATE 1)").sqlstate(), None);
+        assert_eq!(server_error("x (SQLSTATE 55006)").sqlstate(), Some("55006"));
+    }
+}

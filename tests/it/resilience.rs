@@ -240,7 +240,8 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 #[tokio::test]
 async fn database_restart_fast_and_immediate_resumes_exactly() {
     let mut server = ThrowawayPostgres::start().unwrap_or_else(|err| panic!("{}", chain(&err)));
-    let mut fixture = Fixture::on(&server, "restart", DDL, &[("public.readings.yaml", SCHEMA)]).await;
+    let mut fixture =
+        Fixture::on(&server, "restart", DDL, &[("public.readings.yaml", SCHEMA)]).await;
     fixture.setup().await;
     let walguard = Running::start(&fixture, &[]);
     walguard.wait_for_log("streaming", 1, WAIT).await;
@@ -332,18 +333,21 @@ async fn idle_slot_follows_wal_written_to_unpublished_tables() {
         let sql = format!(
             "INSERT INTO scratch SELECT g, repeat(md5(g::text), 6)
              FROM generate_series({}, {}) g",
-            chunk * 60_000,
-            chunk * 60_000 + 59_999
+            chunk * 66_000,
+            chunk * 66_000 + 65_999
         );
         fixture.db.execute(&sql).await;
     }
     let end = current_lsn(client).await;
     let written = client
-        .query_one("SELECT pg_wal_lsn_diff($1::text::pg_lsn, $2::text::pg_lsn)::int8", &[&end, &start])
+        .query_one(
+            "SELECT pg_wal_lsn_diff($1::text::pg_lsn, $2::text::pg_lsn)::int8",
+            &[&end, &start],
+        )
         .await
         .expect("the WAL distance")
         .get::<_, i64>(0);
-    assert!(written >= 60 << 20, "only {written} bytes of WAL written");
+    assert!(written >= 64 << 20, "only {written} bytes of WAL written");
 
     let written_at = Instant::now();
     wait_until(Duration::from_secs(10), "the idle slot's confirmed position follows", async || {
@@ -477,4 +481,69 @@ async fn row_over_the_message_limit_is_an_error_naming_the_table() {
     let message = stderr.lines().find(|line| line.starts_with("error:")).unwrap_or("");
     assert!(message.contains("table public.readings"), "names the table: {stderr}");
     assert!(message.contains("max_message_bytes"), "names the setting: {stderr}");
+}
+
+#[tokio::test]
+async fn slow_sink_slows_the_stream_without_tripping_wal_sender_timeout() {
+    let fixture = fixture("backpressure").await;
+    fixture.setup().await;
+    let client = &fixture.db.client;
+    let timeout_secs = 2;
+    fixture
+        .db
+        .execute(&format!(
+            "ALTER DATABASE {} SET wal_sender_timeout = '{timeout_secs}s'",
+            fixture.db.name
+        ))
+        .await;
+    let mut walguard = Running::start(&fixture, &[]);
+    walguard.wait_for_log("streaming", 1, WAIT).await;
+    let walsender = format!(
+        "SELECT coalesce(active_pid, 0)::int8 FROM pg_replication_slots WHERE slot_name = '{}'",
+        fixture.db.name
+    );
+
+    // The timeout is in force: a walguard that cannot answer is cut off.
+    let frozen = fixture.db.query_count(&walsender).await;
+    signal(walguard.child.id(), "-STOP");
+    wait_until(WAIT, "the server drops a walguard that does not answer", async || {
+        fixture.db.query_count(&walsender).await != frozen
+    })
+    .await;
+    signal(walguard.child.id(), "-CONT");
+    walguard.wait_for_log("streaming", 2, WAIT).await;
+    let reconnects = walguard.lines_with("reconnecting").len();
+
+    // A sink blocked for several timeouts while more events arrive than the
+    // transport buffers: the stream waits, the session survives.
+    let sink_lock = fixture.db.connect().await;
+    sink_lock
+        .batch_execute("BEGIN; LOCK TABLE walguard.violations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap_or_else(|err| panic!("{}", chain(&err)));
+    let session = fixture.db.query_count(&walsender).await;
+    write_rows(client, 1, 20_000, 100).await;
+    let blocked = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'walguard sink'
+         AND datname = '{}' AND wait_event_type = 'Lock'
+         AND now() - query_start > interval '{} s'",
+        fixture.db.name,
+        3 * timeout_secs
+    );
+    wait_until(WAIT, "the sink write has waited three timeouts", async || {
+        fixture.db.query_count(&blocked).await == 1
+    })
+    .await;
+    sink_lock.batch_execute("COMMIT").await.unwrap_or_else(|err| panic!("{}", chain(&err)));
+
+    wait_for_violations(client, 2_000, WAIT).await;
+    assert_eq!(fixture.db.query_count(&walsender).await, session, "the same walsender streams");
+    assert_eq!(walguard.lines_with("reconnecting").len(), reconnects, "{}", walguard.log_text());
+    assert_eq!(assert_exact(client).await, 2_000);
+    fixture
+        .db
+        .execute(&format!("ALTER DATABASE {} RESET wal_sender_timeout", fixture.db.name))
+        .await;
+    let status = walguard.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "walguard exited with {status}");
 }
