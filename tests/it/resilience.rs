@@ -547,3 +547,83 @@ async fn slow_sink_slows_the_stream_without_tripping_wal_sender_timeout() {
     let status = walguard.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "walguard exited with {status}");
 }
+
+#[tokio::test]
+async fn slot_dropped_while_disconnected_stops_and_says_to_run_setup() {
+    let fixture = fixture("slot_dropped").await;
+    fixture.setup().await;
+    let mut walguard = Running::start(&fixture, &[]);
+    walguard.wait_for_log("streaming", 1, WAIT).await;
+
+    // Frozen, walguard cannot take the slot back before it is dropped.
+    signal(walguard.child.id(), "-STOP");
+    let slot = &fixture.db.name;
+    fixture
+        .db
+        .execute(&format!(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
+             WHERE slot_name = '{slot}'"
+        ))
+        .await;
+    wait_until(WAIT, "the slot is free and dropped", async || {
+        let drop = format!("SELECT pg_drop_replication_slot('{slot}')");
+        fixture.db.client.batch_execute(&drop).await.is_ok()
+    })
+    .await;
+    signal(walguard.child.id(), "-CONT");
+
+    let status = wait_for_exit(&mut walguard.child, WAIT).await;
+    assert!(!status.success(), "a dropped slot is fatal");
+    walguard.wait_for_log("walguard setup", 1, WAIT).await;
+}
+
+#[tokio::test]
+async fn refused_login_is_fatal_at_once() {
+    let fixture = fixture("refused").await;
+    fixture.setup().await;
+    let url = fixture.db.url.replace("postgres@", "nobody@");
+    let mut command = fixture.command(&["run"]);
+    let output = tokio::task::spawn_blocking(move || {
+        command.env("WALGUARD__SOURCE__URL", url).output().expect("walguard runs")
+    })
+    .await
+    .expect("the command thread");
+    assert!(!output.status.success(), "a refused login is fatal");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("role \"nobody\" does not exist"), "{stderr}");
+    assert!(!stderr.contains("reconnecting"), "a refused login is not retried: {stderr}");
+}
+
+#[tokio::test]
+async fn invalidated_slot_stops_and_says_to_set_up_again() {
+    let server = ThrowawayPostgres::start().unwrap_or_else(|err| panic!("{}", chain(&err)));
+    let fixture = Fixture::on(&server, "lost", DDL, &[("public.readings.yaml", SCHEMA)]).await;
+    fixture.setup().await;
+    let mut walguard = Running::start(&fixture, &[]);
+    walguard.wait_for_log("streaming", 1, WAIT).await;
+
+    // A frozen walguard, a tiny WAL allowance and a few segments of WAL.
+    signal(walguard.child.id(), "-STOP");
+    fixture.db.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").await;
+    fixture.db.execute("SELECT pg_reload_conf()").await;
+    for _ in 0..3 {
+        fixture
+            .db
+            .execute(
+                "INSERT INTO scratch SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+                 SELECT pg_switch_wal()",
+            )
+            .await;
+    }
+    fixture.db.execute("CHECKPOINT").await;
+    let lost = format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{}' AND wal_status = 'lost'",
+        fixture.db.name
+    );
+    assert_eq!(fixture.db.query_count(&lost).await, 1, "the checkpoint invalidated the slot");
+    signal(walguard.child.id(), "-CONT");
+
+    let status = wait_for_exit(&mut walguard.child, WAIT).await;
+    assert!(!status.success(), "an invalidated slot is fatal");
+    walguard.wait_for_log("walguard setup", 1, WAIT).await;
+}
