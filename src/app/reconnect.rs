@@ -21,7 +21,7 @@ const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(200);
 /// No reconnect waits longer than this (plus jitter of up to as much again).
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
 /// How often a standby asks for the slot again.
-pub(super) const STANDBY_POLL: Duration = Duration::from_millis(500);
+pub(super) const STANDBY_POLL: Duration = Duration::from_secs(1);
 
 /// What to do after a session failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,7 @@ impl RunError {
         };
         match self {
             RunError::Transport(err) if err.is_slot_busy() => Disposition::SlotBusy,
+            RunError::Slot(crate::replication::SlotError::InUse { .. }) => Disposition::SlotBusy,
             RunError::Transport(err) => retry_if(err.is_transient()),
             RunError::Sink(err) => retry_if(err.is_transient()),
             RunError::Connect(err) => {
@@ -95,5 +96,35 @@ impl Backoff {
     pub(super) fn next_delay(&mut self) -> Duration {
         self.attempt += 1;
         self.delays.next().unwrap_or(RECONNECT_MAX_DELAY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::SlotError;
+
+    #[test]
+    fn errors_are_sorted_by_consequence() {
+        let missing = SlotError::MissingSlot { slot: "w".into(), database: "shop".into() };
+        let in_use = SlotError::InUse { slot: "w".into(), pid: 7 };
+        let lost = SlotError::LostSlot { slot: "w".into() };
+        let no_table = SinkError::MissingTable { schema: "walguard".into(), table: "v".into() };
+        assert_eq!(RunError::StreamEnded.disposition(), Disposition::Retry);
+        assert_eq!(RunError::Slot(in_use).disposition(), Disposition::SlotBusy);
+        assert_eq!(RunError::Slot(missing).disposition(), Disposition::Fatal);
+        assert_eq!(RunError::Slot(lost).disposition(), Disposition::Fatal);
+        assert_eq!(RunError::Sink(no_table).disposition(), Disposition::Fatal);
+    }
+
+    #[test]
+    fn delays_grow_with_jitter_up_to_the_cap() {
+        let mut backoff = Backoff::new();
+        let first = backoff.next_delay();
+        assert!(first >= RECONNECT_MIN_DELAY && first <= 2 * RECONNECT_MIN_DELAY, "{first:?}");
+        let later: Vec<Duration> = (0..20).map(|_| backoff.next_delay()).collect();
+        assert!(later.iter().all(|delay| *delay <= 2 * RECONNECT_MAX_DELAY), "{later:?}");
+        assert!(later[19] >= RECONNECT_MAX_DELAY, "{later:?}");
+        assert_eq!(backoff.attempt, 21);
     }
 }

@@ -170,15 +170,21 @@ impl Running {
 
     /// Violations written by batches and how many of them were new.
     fn batch_totals(&self) -> (u64, u64) {
-        let field = |line: &str, name: &str| -> u64 {
-            let start = line.find(&format!("{name}=")).map(|at| at + name.len() + 1);
-            let digits = start.map(|at| &line[at..]).unwrap_or("");
-            digits.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
-        };
-        self.lines_with("batch written").iter().fold((0, 0), |(all, fresh), line| {
-            (all + field(line, "violations"), fresh + field(line, "fresh"))
-        })
+        batch_totals(&self.log_text())
     }
+}
+
+/// Sums the `violations` and `fresh` fields of the "batch written" lines.
+fn batch_totals(log: &str) -> (u64, u64) {
+    let field = |line: &str, name: &str| -> u64 {
+        let start = line.find(&format!("{name}=")).map(|at| at + name.len() + 1);
+        let digits = start.map(|at| &line[at..]).unwrap_or("");
+        digits.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
+    };
+    let batches = log.lines().filter(|line| line.contains("batch written"));
+    batches.fold((0, 0), |(all, fresh), line| {
+        (all + field(line, "violations"), fresh + field(line, "fresh"))
+    })
 }
 
 impl Drop for Running {
@@ -221,18 +227,19 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
     // A last run to the end of the WAL.
     let output = fixture.run_to_current().await;
-    let log = String::from_utf8_lossy(&output.stderr).into_owned();
-    replayed += log.lines().filter(|line| line.contains("fresh=0")).count() as u64;
+    let (all, fresh) = batch_totals(&String::from_utf8_lossy(&output.stderr));
+    (written, replayed) = (written + all, replayed + all - fresh);
 
     let violations = assert_exact(client).await;
     let rows = fixture.db.query_count("SELECT count(*) FROM readings").await;
     println!(
         "crash test: {rows} rows in {} transactions, {violations} violating, {rounds} SIGKILLs \
-         (at {} of a round), {written} violations written before the kills, \
+         (at {} of a round's violations); {written} violations written over {} runs, \
          {replayed} of them replays dropped by the unique key; final violations {violations}, \
          duplicates 0",
         rows / 100,
-        kills.join(", ")
+        kills.join(", "),
+        rounds + 1
     );
     assert!(rows >= 20_000);
 }
