@@ -5,5 +5,6 @@ mod fixture;
 mod harness;
 mod pipeline;
 mod resilience;
+mod running;
 mod smoke;
 mod webhook_receiver;

@@ -3,9 +3,6 @@
 //! slot, a graceful stop and a standby taking over. Every test compares the
 //! violations with what the rows themselves say, computed in SQL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -15,6 +12,7 @@ use walguard::throwaway::{StopMode, ThrowawayPostgres};
 
 use crate::fixture::{Fixture, assert_success, wait_for_exit};
 use crate::harness::{chain, wait_until};
+use crate::running::{Running, batch_totals, signal};
 
 /// A published table whose `value` must not be negative, and an unpublished
 /// one to write WAL into.
@@ -108,97 +106,6 @@ async fn current_lsn(client: &Client) -> String {
     row.unwrap_or_else(|err| panic!("{}", chain(&err))).get(0)
 }
 
-/// A `walguard run` in the background whose log lines are collected.
-struct Running {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn start(fixture: &Fixture, args: &[&str]) -> Running {
-        let mut command = fixture.command(&[&["run"], args].concat());
-        command.stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().expect("walguard starts");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        Running { child, log }
-    }
-
-    fn lines_with(&self, text: &str) -> Vec<String> {
-        self.log.lock().unwrap().iter().filter(|line| line.contains(text)).cloned().collect()
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits until a log line contains `text` `times` times.
-    async fn wait_for_log(&self, text: &str, times: usize, within: Duration) {
-        let what = format!("walguard logs `{text}` {times} times");
-        let deadline = Instant::now() + within;
-        while self.lines_with(text).len() < times {
-            if Instant::now() >= deadline {
-                panic!("timed out waiting until {what}; log:\n{}", self.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("the killed walguard is reaped");
-    }
-
-    async fn terminate(&mut self, within: Duration) -> ExitStatus {
-        signal(self.child.id(), "-TERM");
-        wait_for_exit(&mut self.child, within).await
-    }
-
-    /// Peak resident memory (VmHWM) in KiB, while the process runs.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("/proc/<pid>/status of a running walguard");
-        let line = status.lines().find(|line| line.starts_with("VmHWM:")).expect("a VmHWM line");
-        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM in kB")
-    }
-
-    /// Violations written by batches and how many of them were new.
-    fn batch_totals(&self) -> (u64, u64) {
-        batch_totals(&self.log_text())
-    }
-}
-
-/// Sums the `violations` and `fresh` fields of the "batch written" lines.
-fn batch_totals(log: &str) -> (u64, u64) {
-    let field = |line: &str, name: &str| -> u64 {
-        let start = line.find(&format!("{name}=")).map(|at| at + name.len() + 1);
-        let digits = start.map(|at| &line[at..]).unwrap_or("");
-        digits.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
-    };
-    let batches = log.lines().filter(|line| line.contains("batch written"));
-    batches.fold((0, 0), |(all, fresh), line| {
-        (all + field(line, "violations"), fresh + field(line, "fresh"))
-    })
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill").args([signal, &pid.to_string()]).status();
-    assert!(status.expect("kill runs").success(), "kill {signal} {pid}");
-}
-
 #[tokio::test]
 async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut fixture = fixture("crash").await;
@@ -214,7 +121,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut kills = Vec::new();
     let (mut written, mut replayed) = (0, 0);
     for round in 0..rounds {
-        let mut walguard = Running::start(&fixture, &[]);
+        let mut walguard = Running::start(&fixture);
         write_rows(client, round * per_round + 1, per_round, 100).await;
         let share: f64 = if round == 0 { 0.0 } else { rng.random_range(0.05..0.95) };
         let target = ((round * per_round) as f64 / 10.0 + share * per_round as f64 / 10.0) as i64;
@@ -250,7 +157,7 @@ async fn database_restart_fast_and_immediate_resumes_exactly() {
     let mut fixture =
         Fixture::on(&server, "restart", DDL, &[("public.readings.yaml", SCHEMA)]).await;
     fixture.setup().await;
-    let walguard = Running::start(&fixture, &[]);
+    let walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     let mut first = 1;
@@ -290,7 +197,7 @@ async fn terminated_walsender_and_sink_connection_resume_exactly() {
     let fixture = fixture("terminate").await;
     fixture.setup().await;
     let client = &fixture.db.client;
-    let mut walguard = Running::start(&fixture, &[]);
+    let mut walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     // The walsender twice, the sink backend once, each while rows stream.
@@ -331,7 +238,7 @@ async fn idle_slot_follows_wal_written_to_unpublished_tables() {
     let fixture = fixture("idle").await;
     fixture.setup().await;
     let client = &fixture.db.client;
-    let walguard = Running::start(&fixture, &[]);
+    let walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     // About 64 MB of WAL in a table no schema file names.
@@ -377,7 +284,7 @@ async fn sigterm_writes_the_pending_batch_and_a_restart_replays_nothing() {
     fixture.configure("[sink]\nbatch_max_delay_ms = 600000\nbatch_max_violations = 100000\n");
     fixture.setup().await;
     let client = &fixture.db.client;
-    let mut walguard = Running::start(&fixture, &[]);
+    let mut walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     write_rows(client, 1, 1_000, 1_000).await;
@@ -411,7 +318,7 @@ async fn huge_transaction_streams_in_batches_with_bounded_memory() {
     let fixture = fixture("large_tx").await;
     fixture.setup().await;
     let client = &fixture.db.client;
-    let walguard = Running::start(&fixture, &[]);
+    let walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
     let baseline = walguard.peak_rss_kib();
 
@@ -442,9 +349,9 @@ async fn standby_walguard_takes_over_when_the_active_one_is_killed() {
     let fixture = fixture("standby").await;
     fixture.setup().await;
     let client = &fixture.db.client;
-    let mut active = Running::start(&fixture, &[]);
+    let mut active = Running::start(&fixture);
     active.wait_for_log("streaming", 1, WAIT).await;
-    let mut standby = Running::start(&fixture, &[]);
+    let mut standby = Running::start(&fixture);
     standby.wait_for_log("standing by", 1, WAIT).await;
 
     write_rows(client, 1, 2_000, 100).await;
@@ -503,7 +410,7 @@ async fn slow_sink_slows_the_stream_without_tripping_wal_sender_timeout() {
             fixture.db.name
         ))
         .await;
-    let mut walguard = Running::start(&fixture, &[]);
+    let mut walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
     let walsender = format!(
         "SELECT coalesce(active_pid, 0)::int8 FROM pg_replication_slots WHERE slot_name = '{}'",
@@ -559,7 +466,7 @@ async fn slow_sink_slows_the_stream_without_tripping_wal_sender_timeout() {
 async fn slot_dropped_while_disconnected_stops_and_says_to_run_setup() {
     let fixture = fixture("slot_dropped").await;
     fixture.setup().await;
-    let mut walguard = Running::start(&fixture, &[]);
+    let mut walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     // Frozen, walguard cannot take the slot back before it is dropped.
@@ -606,7 +513,7 @@ async fn invalidated_slot_stops_and_says_to_set_up_again() {
     let server = ThrowawayPostgres::start().unwrap_or_else(|err| panic!("{}", chain(&err)));
     let fixture = Fixture::on(&server, "lost", DDL, &[("public.readings.yaml", SCHEMA)]).await;
     fixture.setup().await;
-    let mut walguard = Running::start(&fixture, &[]);
+    let mut walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
     // A frozen walguard, a tiny WAL allowance and a few segments of WAL.
