@@ -218,17 +218,19 @@ async fn terminated_walsender_and_sink_connection_resume_exactly() {
         wait_for_violations(client, (first - 1) / 10 - 100, WAIT).await;
         let ended = fixture.db.query_count(&format!("SELECT count(*) FROM ({terminate}) t")).await;
         assert_eq!(ended, 1, "one backend to terminate");
+        // More rows, so a write finds a terminated sink connection broken.
+        write_rows(client, first, 1_000, 100).await;
+        first += 1_000;
         walguard.wait_for_log("streaming", round + 2, WAIT).await;
     }
-    write_rows(client, first, 1_000, 100).await;
 
     let lsn = current_lsn(client).await;
     wait_until(WAIT, "the slot reaches the end of the writes", async || {
         slot_reached(client, &fixture.db.name, &lsn).await
     })
     .await;
-    assert_eq!(assert_exact(client).await, 700);
-    assert!(walguard.lines_with("reconnecting").len() >= 2, "{}", walguard.log_text());
+    assert_eq!(assert_exact(client).await, 900);
+    assert!(walguard.lines_with("reconnecting").len() >= 3, "{}", walguard.log_text());
     let status = walguard.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "walguard exited with {status}");
 }
