@@ -395,6 +395,7 @@ async fn row_over_the_message_limit_is_an_error_naming_the_table() {
     assert!(!output.status.success(), "an oversized row must stop walguard");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let message = stderr.lines().find(|line| line.starts_with("error:")).unwrap_or("");
+    println!("oversized row: {message}");
     assert!(message.contains("table public.readings"), "names the table: {stderr}");
     assert!(message.contains("max_message_bytes"), "names the setting: {stderr}");
 }
@@ -491,6 +492,23 @@ async fn slot_dropped_while_disconnected_stops_and_says_to_run_setup() {
     let status = wait_for_exit(&mut walguard.child, WAIT).await;
     assert!(!status.success(), "a dropped slot is fatal");
     walguard.wait_for_log("walguard setup", 1, WAIT).await;
+}
+
+#[tokio::test]
+async fn publication_dropped_while_streaming_stops_and_says_to_run_setup() {
+    let fixture = fixture("publication_dropped").await;
+    fixture.setup().await;
+    let mut walguard = Running::start(&fixture);
+    walguard.wait_for_log("streaming", 1, WAIT).await;
+
+    fixture.db.execute("DROP PUBLICATION walguard").await;
+    fixture.db.execute("INSERT INTO readings VALUES (1, -1, 'r')").await;
+
+    let status = wait_for_exit(&mut walguard.child, WAIT).await;
+    assert!(!status.success(), "a dropped publication is fatal");
+    walguard.wait_for_log("walguard setup", 1, WAIT).await;
+    println!("dropped publication: {}", walguard.lines_with("walguard setup")[0]);
+    assert!(walguard.lines_with("reconnecting").is_empty(), "{}", walguard.log_text());
 }
 
 #[tokio::test]
