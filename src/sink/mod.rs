@@ -152,6 +152,11 @@ impl Sink {
         })
     }
 
+    /// Whether the connection has broken, so a new one is needed.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// The schema walguard's tables live in.
     pub fn schema(&self) -> &str {
         &self.schema

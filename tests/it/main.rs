@@ -5,5 +5,7 @@ mod alerts;
 mod fixture;
 mod harness;
 mod pipeline;
+mod resilience;
+mod running;
 mod smoke;
 mod webhook_receiver;
