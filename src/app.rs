@@ -33,6 +33,8 @@ use crate::postgres::{self, ConnectError};
 use crate::replication::{SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError};
+use crate::telemetry::admin::{self, AdminError, Readiness};
+use crate::telemetry::metrics as telemetry_metrics;
 use reconnect::{Backoff, Disposition, STANDBY_POLL};
 use session::Stream;
 
@@ -54,6 +56,8 @@ pub enum RunError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("the server ended the replication stream")]
     StreamEnded,
     #[error(
@@ -81,6 +85,13 @@ pub async fn run(
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
 
+    // Metrics and health, when an admin address is configured.
+    let readiness = Arc::new(Readiness::default());
+    let admin_stop = CancellationToken::new();
+    if let Some(address) = settings.admin.listen {
+        admin::start(address, readiness.clone(), admin_stop.clone()).await?;
+    }
+
     // Deliver alerts beside the stream, never in its way.
     let outbox_ready = Arc::new(Notify::new());
     let dispatcher_stop = CancellationToken::new();
@@ -93,12 +104,14 @@ pub async fn run(
 
     // Stream, session after session, until stopped.
     let stream = Stream::new(Pipeline::new(schemas), &settings.sink, options.until_lsn);
-    let mut supervisor = Supervisor { settings: &settings, stream, sink: None, outbox_ready };
+    let mut supervisor =
+        Supervisor { settings: &settings, stream, sink: None, outbox_ready, readiness };
     let result = supervisor.run(&stop).await;
 
-    // Then stop the dispatcher.
+    // Then stop the dispatcher and the admin listener.
     dispatcher_stop.cancel();
     let _ = dispatcher.await;
+    admin_stop.cancel();
     if result.is_ok() {
         let acknowledged = sink::format_lsn(supervisor.stream.acknowledged());
         tracing::info!(acknowledged = %acknowledged, "stopped");
@@ -113,6 +126,7 @@ struct Supervisor<'a> {
     /// The sink connection, kept across sessions while it works.
     sink: Option<Sink>,
     outbox_ready: Arc<Notify>,
+    readiness: Arc<Readiness>,
 }
 
 impl Supervisor<'_> {
@@ -135,11 +149,13 @@ impl Supervisor<'_> {
                                 "replication resumed");
                         }
                         standing_by = false;
+                        self.readiness.set_streaming(true);
                         self.stream(transport, stop).await
                     }
                     Err(err) => Err(err),
                 },
             };
+            self.readiness.set_streaming(false);
             let Err(err) = result else { return Ok(()) };
 
             // Decide, and log each attempt once.
@@ -158,6 +174,7 @@ impl Supervisor<'_> {
                     STANDBY_POLL
                 }
                 Disposition::Retry => {
+                    metrics::counter!(telemetry_metrics::RECONNECTS_TOTAL).increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(slot = %slot, attempt = backoff.attempt,
                         retry_in_ms = delay.as_millis() as u64, error = %err,
