@@ -60,6 +60,12 @@ impl Output {
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty() && self.references.is_empty()
     }
+
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.batch.clear();
+        self.references.clear();
+    }
 }
 
 /// What the pipeline precomputes for a relation from its schema file, when
@@ -144,6 +150,11 @@ impl Pipeline {
     /// Whether a transaction has begun and not yet committed.
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// The commit position of the open transaction.
+    pub fn commit_lsn(&self) -> Option<u64> {
+        self.transaction.map(|t| t.commit_lsn)
     }
 
     pub fn begin(&mut self, commit_lsn: u64, commit_time: i64, xid: u32) {

@@ -178,6 +178,13 @@ impl Checker {
         self.next_due
     }
 
+    /// Forgets when the next stored check is due, after a failed session
+    /// whose batch may not have been written: it is read again.
+    pub fn restart(&mut self) {
+        self.next_due = None;
+        self.refresh_due = true;
+    }
+
     /// Reads when the next stored check is due, after start and after due
     /// checks were settled.
     pub async fn refresh(&mut self, sink: &Sink) -> Result<(), SinkError> {

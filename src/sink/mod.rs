@@ -4,20 +4,24 @@
 //! A batch is written in one transaction: the violations with
 //! `ON CONFLICT (dedup_key) DO NOTHING`, the current state of the new ones
 //! and the resolutions (see [`lifecycle`]), the reference checks still
-//! waiting for their grace window (see [`pending`]), then one outbox row per
-//! webhook for the violations that were new. A replayed batch therefore adds
+//! waiting for their grace window (see [`pending`]), then, for the violations
+//! that were new, each webhook's alert groups (see [`grouping`]) and one
+//! outbox row per group that alerts at once. A replayed batch therefore adds
 //! neither violations nor alerts, and counts no occurrence twice. The caller
 //! acknowledges the source position only after [`Sink::write`] has returned,
 //! so nothing acknowledged can be lost.
 
 mod alert;
 pub mod ddl;
+pub mod endpoint;
+pub mod format;
+mod grouping;
 pub mod lifecycle;
 pub mod pending;
 mod signature;
 pub mod webhook;
 
-pub use alert::Alert;
+pub use alert::{Alert, Event, EventData, EventKind};
 pub use lifecycle::Resolution;
 pub use pending::PendingReference;
 pub use signature::sign;
@@ -116,7 +120,9 @@ pub struct Sink {
     insert_outbox: String,
     statements: lifecycle::Statements,
     pending: pending::Statements,
-    webhooks: Vec<WebhookSettings>,
+    groups: grouping::GroupStatements,
+    /// Each webhook with its endpoint name.
+    webhooks: Vec<(String, WebhookSettings)>,
     outbox_ready: Arc<Notify>,
 }
 
@@ -150,13 +156,24 @@ impl Sink {
             statements: lifecycle::Statements::new(&s),
             pending: pending::Statements::new(&s),
             insert_outbox: format!(
-                "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload) \
-                 VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
+                "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload)
+                 SELECT u.endpoint, u.webhook_id, u.payload::jsonb
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(endpoint, webhook_id, payload)
+                 ON CONFLICT (webhook_id) DO NOTHING"
             ),
+            groups: grouping::GroupStatements::new(&s),
             schema: settings.schema.clone(),
-            webhooks: webhooks.to_vec(),
+            webhooks: webhooks
+                .iter()
+                .map(|hook| (webhook::endpoint_name(hook), hook.clone()))
+                .collect(),
             outbox_ready,
         })
+    }
+
+    /// Whether the connection has broken, so a new one is needed.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// The schema walguard's tables live in.
@@ -234,22 +251,26 @@ impl Sink {
         pending::store(&transaction, &self.pending, &batch.pending_added).await?;
         pending::remove(&transaction, &self.pending, &batch.pending_done).await?;
 
-        // One alert per webhook, for the new violations it wants to hear of.
-        let mut alerts = 0;
-        for hook in &self.webhooks {
-            let Some(alert) = Alert::for_webhook(hook, &fresh) else { continue };
+        // Count them in each webhook's groups; a group without an open window
+        // alerts at once.
+        let alerts = grouping::record(&transaction, &self.groups, &self.webhooks, &fresh)
+            .await
+            .map_err(SinkError::sql("count violations in alert groups"))?;
+        if !alerts.is_empty() {
+            let mut columns: [Vec<String>; 3] = Default::default();
+            for (endpoint, alert) in &alerts {
+                columns[0].push(endpoint.clone());
+                columns[1].push(alert.webhook_id.clone());
+                columns[2].push(serde_json::to_string(&alert.event).expect("events serialise"));
+            }
             transaction
-                .execute(
-                    &self.insert_outbox,
-                    &[&webhook::endpoint_name(hook), &alert.webhook_id, &alert.payload.to_string()],
-                )
+                .execute(&self.insert_outbox, &[&columns[0], &columns[1], &columns[2]])
                 .await
-                .map_err(SinkError::sql("queue a webhook alert"))?;
-            alerts += 1;
+                .map_err(SinkError::sql("queue webhook alerts"))?;
         }
 
         transaction.commit().await.map_err(SinkError::sql("commit violations"))?;
-        if alerts > 0 {
+        if !alerts.is_empty() {
             self.outbox_ready.notify_waiters();
         }
         Ok(fresh.len())

@@ -1,9 +1,13 @@
 //! walguard's integration tests: one test binary, so that every test shares
 //! one throwaway PostgreSQL server (see `harness`).
 
+mod admin;
+mod alerts;
 mod fixture;
 mod harness;
 mod pipeline;
+mod resilience;
 mod rules;
+mod running;
 mod smoke;
 mod webhook_receiver;

@@ -1,0 +1,224 @@
+//! One streaming session: read the stream, validate, write batches and
+//! acknowledge what they made durable.
+//!
+//! Violations and reference checks collect in a batch that is written when
+//! it is full, or at the latest `batch_max_delay` after the first commit it
+//! waits for; the reference checks are settled just before (see
+//! [`crate::references`]). Only after the write returns is the newest commit
+//! in it acknowledged. A transaction
+//! larger than a batch is written in several batches before its commit
+//! arrives, which bounds memory; its position is acknowledged at its commit.
+//!
+//! The same [`Stream`] carries over from one session to the next: after a
+//! failure, [`Stream::restart`] drops what was not written (the slot sends it
+//! again, and the violations' unique key makes the second write harmless)
+//! and forgets the relations, which the server sends again.
+
+use crate::telemetry::metrics as telemetry;
+use std::time::Duration;
+
+use pgwire_replication::ReplicationEvent;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::RunError;
+use crate::config::SinkSettings;
+use crate::pipeline::{Output, Pipeline};
+use crate::references::{Checker, Load};
+use crate::replication::{Progress, Transport};
+use crate::sink::Sink;
+
+/// The state of the stream, kept across sessions.
+pub(super) struct Stream {
+    pub(super) pipeline: Pipeline,
+    checker: Checker,
+    /// Whether the tables with open violation states were read from the sink.
+    open_states_read: bool,
+    progress: Progress,
+    batch: Output,
+    /// The furthest position that becomes durable once `batch` is written.
+    pending_ack: Option<u64>,
+    /// When `batch` must be written at the latest.
+    deadline: Option<Instant>,
+    max_violations: usize,
+    max_delay: Duration,
+    until_lsn: Option<u64>,
+}
+
+impl Stream {
+    pub(super) fn new(
+        pipeline: Pipeline,
+        checker: Checker,
+        sink: &SinkSettings,
+        until_lsn: Option<u64>,
+    ) -> Self {
+        Stream {
+            pipeline,
+            checker,
+            open_states_read: false,
+            progress: Progress::default(),
+            batch: Output::default(),
+            pending_ack: None,
+            deadline: None,
+            max_violations: sink.batch_max_violations,
+            max_delay: sink.batch_max_delay,
+            until_lsn,
+        }
+    }
+
+    /// The furthest position acknowledged in any session.
+    pub(super) fn acknowledged(&self) -> u64 {
+        self.progress.acknowledged()
+    }
+
+    /// What reference checking has cost the source so far.
+    pub(super) fn reference_load(&self) -> Load {
+        self.checker.load(self.pipeline.known_hits())
+    }
+
+    /// Forgets everything that belonged to a failed session.
+    pub(super) fn restart(&mut self) {
+        if !self.batch.is_empty() {
+            tracing::debug!(
+                violations = self.batch.batch.violations.len(),
+                checks = self.batch.references.len(),
+                "unwritten batch dropped for replay"
+            );
+        }
+        self.pipeline.reset();
+        self.checker.restart();
+        self.batch.clear();
+        self.pending_ack = None;
+        self.deadline = None;
+    }
+
+    /// Streams until `stop` is cancelled or `until_lsn` is durable (`Ok`), or
+    /// an error ends the session.
+    pub(super) async fn run(
+        &mut self,
+        transport: &mut Transport,
+        sink: &mut Sink,
+        stop: &CancellationToken,
+    ) -> Result<(), RunError> {
+        self.progress.resume(transport);
+        if !self.open_states_read {
+            for (schema, table) in sink.tables_with_open_states().await? {
+                self.pipeline.mark_open(schema, table);
+            }
+            self.open_states_read = true;
+        }
+        self.checker.refresh(sink).await?;
+        loop {
+            if self.until_lsn.is_some_and(|until| self.progress.acknowledged() >= until) {
+                return Ok(());
+            }
+            let deadline = self.deadline;
+            let references_due = self.checker.next_due().map(instant_of);
+            let event = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return self.flush(transport, sink).await,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() => {
+                    self.flush(transport, sink).await?;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(references_due.unwrap_or_else(Instant::now)),
+                    if references_due.is_some() && !self.pipeline.in_transaction() => {
+                    self.flush(transport, sink).await?;
+                    continue;
+                }
+                event = transport.recv() => event?,
+            };
+            let Some(event) = event else {
+                self.flush(transport, sink).await?;
+                return Err(RunError::StreamEnded);
+            };
+            self.handle(event, transport, sink).await?;
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        event: ReplicationEvent,
+        transport: &mut Transport,
+        sink: &mut Sink,
+    ) -> Result<(), RunError> {
+        match event {
+            ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                self.pipeline.begin(final_lsn.as_u64(), commit_time_micros, xid);
+            }
+            ReplicationEvent::XLogData { data, .. } => {
+                metrics::counter!(telemetry::MESSAGES_TOTAL).increment(1);
+                self.pipeline.handle(&data, &mut self.batch)?;
+                if self.batch.batch.violations.len() >= self.max_violations
+                    || self.batch.references.len() >= self.max_violations
+                {
+                    self.flush(transport, sink).await?;
+                }
+            }
+            ReplicationEvent::Commit { end_lsn, .. } => {
+                self.pipeline.commit();
+                metrics::counter!(telemetry::TRANSACTIONS_TOTAL).increment(1);
+                tracing::debug!(lsn = %crate::sink::format_lsn(end_lsn.as_u64()), "commit read");
+                self.advance(end_lsn.as_u64(), transport);
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } if !self.pipeline.in_transaction() => {
+                self.advance(wal_end.as_u64(), transport);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Everything before `lsn` has been read: acknowledge it now if nothing is
+    /// waiting to be written, else once the batch is.
+    fn advance(&mut self, lsn: u64, transport: &Transport) {
+        if self.batch.is_empty() && self.pending_ack.is_none() {
+            self.progress.acknowledge(transport, lsn);
+        } else {
+            self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
+            self.deadline.get_or_insert_with(|| Instant::now() + self.max_delay);
+        }
+    }
+
+    /// Settles reference checks, writes the batch and acknowledges what it
+    /// made durable.
+    async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
+        // Reference checks, even those of a transaction still being read:
+        // the stream only carries committed transactions, so the source
+        // already holds every row of it, parents written after their
+        // children included.
+        let checks = std::mem::take(&mut self.batch.references);
+        let known = self.pipeline.known_keys();
+        let flagged = self.checker.settle(checks, known, sink, &mut self.batch.batch).await?;
+        for (schema, table) in flagged {
+            self.pipeline.mark_open(schema, table);
+        }
+
+        if !self.batch.batch.is_empty() {
+            let batch = &self.batch.batch;
+            let fresh = sink.write_batch(batch).await?;
+            tracing::debug!(
+                violations = batch.violations.len(),
+                fresh,
+                resolutions = batch.resolutions.len(),
+                "batch written"
+            );
+            metrics::counter!(telemetry::BATCHES_TOTAL).increment(1);
+            metrics::counter!(telemetry::VIOLATIONS_TOTAL).increment(fresh as u64);
+            self.batch.batch.clear();
+        }
+        self.checker.refresh(sink).await?;
+        if let Some(lsn) = self.pending_ack.take() {
+            self.progress.acknowledge(transport, lsn);
+        }
+        self.deadline = None;
+        Ok(())
+    }
+}
+
+/// The instant a clock time falls at, now if it is past.
+fn instant_of(time: std::time::SystemTime) -> Instant {
+    let wait = time.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Instant::now() + wait
+}
