@@ -23,9 +23,12 @@
 pub mod pgoutput;
 
 pub mod app;
+pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod init;
 pub mod pipeline;
 pub mod postgres;
 pub mod relation;
