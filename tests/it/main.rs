@@ -1,6 +1,7 @@
 //! walguard's integration tests: one test binary, so that every test shares
 //! one throwaway PostgreSQL server (see `harness`).
 
+mod commands;
 mod fixture;
 mod harness;
 mod pipeline;
