@@ -14,13 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pgwire_replication::ReplicationEvent;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::monitor::{self, Activity};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::postgres::{self, ConnectError};
+use crate::reload;
 use crate::replication::{Progress, SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError, Violation};
@@ -77,7 +79,22 @@ pub async fn run(
     let dispatcher = tokio::spawn(sink::webhook::dispatch(
         settings.sink.clone(),
         settings.webhooks.clone(),
+        outbox_ready.clone(),
+        dispatcher_stop.clone(),
+    ));
+
+    // Reload the schema files on SIGHUP and on change, and run the monitors,
+    // both following the current schemas.
+    let (schemas_sender, current_schemas) = watch::channel(schemas.clone());
+    let reloader =
+        tokio::spawn(reload::watch(settings.clone(), schemas_sender, dispatcher_stop.clone()));
+    let activity = Arc::new(Activity::default());
+    let monitors = tokio::spawn(monitor::run(
+        settings.sink.clone(),
+        settings.webhooks.clone(),
         outbox_ready,
+        current_schemas.clone(),
+        activity.clone(),
         dispatcher_stop.clone(),
     ));
 
@@ -85,8 +102,11 @@ pub async fn run(
     let mut transport = Transport::start(&settings.source, &publications).await?;
     tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
         "streaming");
+    let mut pipeline = Pipeline::new(schemas);
+    pipeline.set_activity(activity);
     let mut stream = Stream {
-        pipeline: Pipeline::new(schemas),
+        pipeline,
+        schemas: Some(current_schemas),
         progress: Progress::default(),
         batch: Vec::new(),
         pending_ack: None,
@@ -100,7 +120,7 @@ pub async fn run(
     // Close the stream after the last acknowledgement, then the dispatcher.
     transport.stop(STOP_GRACE).await;
     dispatcher_stop.cancel();
-    let _ = dispatcher.await;
+    let _ = tokio::join!(dispatcher, reloader, monitors);
     if result.is_ok() {
         tracing::info!(acknowledged = %sink::format_lsn(stream.progress.acknowledged()), "stopped");
     }
@@ -110,6 +130,8 @@ pub async fn run(
 /// The state of one streaming session.
 struct Stream {
     pipeline: Pipeline,
+    /// Reloaded schemas; `None` once the reloader has gone.
+    schemas: Option<watch::Receiver<Arc<SchemaSet>>>,
     progress: Progress,
     batch: Vec<Violation>,
     /// The furthest position that becomes durable once `batch` is written.
@@ -119,6 +141,13 @@ struct Stream {
     max_violations: usize,
     max_delay: Duration,
     until_lsn: Option<u64>,
+}
+
+/// The next reloaded schemas, or `None` when the reloader has gone.
+async fn changed(schemas: &mut Option<watch::Receiver<Arc<SchemaSet>>>) -> Option<Arc<SchemaSet>> {
+    let receiver = schemas.as_mut()?;
+    receiver.changed().await.ok()?;
+    Some(receiver.borrow_and_update().clone())
 }
 
 impl Stream {
@@ -139,6 +168,13 @@ impl Stream {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => {
                     self.flush(transport, sink).await?;
+                    continue;
+                }
+                changed = changed(&mut self.schemas), if self.schemas.is_some() => {
+                    match changed {
+                        Some(schemas) => self.pipeline.replace_schemas(schemas),
+                        None => self.schemas = None,
+                    }
                     continue;
                 }
                 event = transport.recv() => event?,

@@ -4,6 +4,8 @@
 mod commands;
 mod fixture;
 mod harness;
+mod monitors;
 mod pipeline;
+mod reload;
 mod smoke;
 mod webhook_receiver;

@@ -1,0 +1,175 @@
+//! Writing monitor episodes to the sink: a violation row per raise and per
+//! resolution, and a webhook alert for each, in one transaction per tick.
+//!
+//! Rows carry `source = monitor`, no operation, position or row key, and the
+//! episode's key as `dedup_key`, so writing the same events again (after a
+//! failed commit, or a restart) adds nothing.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_postgres::Client;
+
+use super::episode::Event;
+use crate::config::{SinkSettings, WebhookSettings};
+use crate::postgres::{self, quote_ident};
+use crate::schema::{QualifiedName, SchemaSet, Severity};
+use crate::sink::SinkError;
+
+/// The suffix of a resolution's dedup key.
+const RESOLVED_SUFFIX: &str = "/resolved";
+
+/// The monitors' own sink connection, opened when first needed and again
+/// after a failure.
+pub(super) struct Writer {
+    sink: SinkSettings,
+    webhooks: Vec<WebhookSettings>,
+    outbox_ready: Arc<Notify>,
+    client: Option<Client>,
+}
+
+fn sql(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> SinkError {
+    move |source| SinkError::Sql { action, source }
+}
+
+impl Writer {
+    pub(super) fn new(
+        sink: SinkSettings,
+        webhooks: Vec<WebhookSettings>,
+        outbox_ready: Arc<Notify>,
+    ) -> Self {
+        Writer { sink, webhooks, outbox_ready, client: None }
+    }
+
+    async fn client(&mut self) -> Result<&mut Client, SinkError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client =
+                Some(postgres::connect(&self.sink.connection, "walguard monitors").await?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// `(table, rule, key)` of each episode raised and not resolved.
+    pub(super) async fn open_episodes(
+        &mut self,
+    ) -> Result<Vec<(QualifiedName, String, String)>, SinkError> {
+        let s = quote_ident(&self.sink.schema);
+        let query = format!(
+            "SELECT r.table_schema, r.table_name, r.rule, r.dedup_key FROM {s}.violations r
+             WHERE r.source = 'monitor' AND r.rule IN ('freshness', 'volume')
+               AND r.status <> 'resolved' AND r.dedup_key NOT LIKE '%{RESOLVED_SUFFIX}'
+               AND NOT EXISTS (SELECT 1 FROM {s}.violations x
+                               WHERE x.dedup_key = r.dedup_key || '{RESOLVED_SUFFIX}')
+             ORDER BY r.id"
+        );
+        let rows =
+            self.client().await?.query(&query, &[]).await.map_err(sql("read open episodes"))?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let table = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+                (table, row.get(2), row.get(3))
+            })
+            .collect())
+    }
+
+    /// Writes the events and their alerts in one transaction.
+    pub(super) async fn write(
+        &mut self,
+        events: &[(QualifiedName, Event)],
+        schemas: &SchemaSet,
+    ) -> Result<(), SinkError> {
+        let s = quote_ident(&self.sink.schema);
+        let insert = format!(
+            "INSERT INTO {s}.violations (source, table_schema, table_name, rule, severity, message,
+                 status, dedup_key)
+             VALUES ('monitor', $1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+        );
+        let resolve = format!(
+            "UPDATE {s}.violations SET status = 'resolved'
+             WHERE dedup_key = $1 AND status <> 'resolved'"
+        );
+        let outbox = format!(
+            "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload)
+             VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
+        );
+        let webhooks = self.webhooks.clone();
+        let client = self.client().await?;
+        let transaction = client.transaction().await.map_err(sql("begin a transaction"))?;
+        let mut alerts = 0;
+        for (table, event) in events {
+            let severity = schemas
+                .get(&table.schema, &table.name)
+                .map_or(Severity::Error, |schema| schema.severity());
+            let (rule, key, message, status, kind) = match event {
+                Event::Raised { rule, key, message } => {
+                    (*rule, key.clone(), message, "open", "violation.detected")
+                }
+                Event::Resolved { rule, raised_key, message } => {
+                    transaction
+                        .execute(&resolve, &[raised_key])
+                        .await
+                        .map_err(sql("resolve an episode"))?;
+                    let key = format!("{raised_key}{RESOLVED_SUFFIX}");
+                    (*rule, key, message, "resolved", "violation.resolved")
+                }
+            };
+            let inserted = transaction
+                .query_opt(
+                    &insert,
+                    &[
+                        &table.schema,
+                        &table.name,
+                        &rule,
+                        &severity.as_str(),
+                        message,
+                        &status,
+                        &key,
+                    ],
+                )
+                .await
+                .map_err(sql("insert a monitor violation"))?;
+            if inserted.is_none() {
+                continue;
+            }
+            for hook in webhooks.iter().filter(|hook| severity >= hook.min_severity) {
+                let endpoint = crate::sink::webhook::endpoint_name(hook);
+                let digest = Sha256::digest(format!("{endpoint}\n{key}").as_bytes());
+                let webhook_id = format!("msg_{}", &hex::encode(digest)[..32]);
+                let payload = json!({
+                    "type": kind,
+                    "timestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                        .to_string(),
+                    "data": {
+                        "count": 1,
+                        "tables": [table.to_string()],
+                        "violations": [{
+                            "source": "monitor",
+                            "table": table.to_string(),
+                            "operation": null,
+                            "rule": rule,
+                            "column": null,
+                            "severity": severity.as_str(),
+                            "message": message,
+                            "row_key": {},
+                        }],
+                        "not_listed": 0,
+                    }
+                });
+                transaction
+                    .execute(&outbox, &[&endpoint, &webhook_id, &payload.to_string()])
+                    .await
+                    .map_err(sql("queue a webhook alert"))?;
+                alerts += 1;
+            }
+        }
+        transaction.commit().await.map_err(sql("commit monitor violations"))?;
+        if alerts > 0 {
+            self.outbox_ready.notify_waiters();
+        }
+        Ok(())
+    }
+}

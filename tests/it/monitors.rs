@@ -1,0 +1,111 @@
+//! `x-monitors` against a running walguard: a freshness episode raised once
+//! and resolved once, never before a full window has passed, taken over
+//! across a restart; and a volume episode.
+
+use std::time::{Duration, SystemTime};
+
+use crate::fixture::Fixture;
+use crate::harness::wait_until;
+use crate::reload::Running;
+
+/// `(rule, status, dedup_key)` of every monitor violation, in order.
+async fn episodes(fixture: &Fixture) -> Vec<(String, String, String)> {
+    let rows = fixture
+        .db
+        .client
+        .query(
+            "SELECT rule, status, dedup_key FROM walguard.violations
+             WHERE source = 'monitor' AND table_schema = 'public' AND table_name = 'events'
+             ORDER BY id",
+            &[],
+        )
+        .await
+        .expect("monitor violations");
+    rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect()
+}
+
+async fn wait_for_episodes(fixture: &Fixture, count: usize, what: &str) {
+    wait_until(Duration::from_secs(30), what, async || episodes(fixture).await.len() >= count)
+        .await;
+}
+
+const DDL: &str = "CREATE TABLE events (id integer PRIMARY KEY)";
+
+#[tokio::test]
+async fn freshness_is_raised_once_per_episode_and_resolved_once_when_rows_arrive() {
+    let schema = "x-table: public.events\nx-severity: warn\nx-monitors: {freshness: 2s}\n";
+    let fixture = Fixture::new("freshness", DDL, &[("public.events.yaml", schema)]).await;
+    fixture.setup().await;
+
+    // No insert: raised, and not before a whole window after the start.
+    let started = SystemTime::now();
+    let running = Running::start(&fixture);
+    wait_for_episodes(&fixture, 1, "the freshness episode is raised").await;
+    assert!(started.elapsed().unwrap() >= Duration::from_secs(2), "no alarm before the window");
+    let raised = episodes(&fixture).await;
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let (rule, status, key) = raised[0].clone();
+    assert_eq!((rule.as_str(), status.as_str()), ("freshness", "open"));
+    let severity = fixture
+        .db
+        .query_count(
+            "SELECT count(*) FROM walguard.violations WHERE severity = 'warn'
+               AND operation IS NULL AND row_key = '{}' AND message LIKE 'no insert into%'",
+        )
+        .await;
+    assert_eq!(severity, 1, "the file's severity, no row, a message");
+
+    // Rows arrive: resolved once, the raise marked resolved.
+    fixture.db.execute("INSERT INTO events VALUES (1), (2)").await;
+    wait_for_episodes(&fixture, 2, "the freshness episode is resolved").await;
+    let resolved = episodes(&fixture).await;
+    assert_eq!(
+        resolved[..2],
+        [
+            ("freshness".into(), "resolved".into(), key.clone()),
+            ("freshness".into(), "resolved".into(), format!("{key}/resolved")),
+        ]
+    );
+
+    // Silence again is a new episode with its own key, raised once.
+    wait_for_episodes(&fixture, 3, "a second episode is raised").await;
+    let (_, status, second) = episodes(&fixture).await[2].clone();
+    assert_eq!(status, "open");
+    assert_ne!(second, key);
+
+    // A restart takes the open episode over: not raised again, resolved at
+    // the next insert.
+    running.stop().await;
+    let running = Running::start(&fixture);
+    wait_until(Duration::from_secs(30), "the restarted walguard streams", async || {
+        running.log().contains("streaming")
+    })
+    .await;
+    fixture.db.execute("INSERT INTO events VALUES (3)").await;
+    wait_for_episodes(&fixture, 4, "the second episode is resolved").await;
+    let all = episodes(&fixture).await;
+    assert_eq!(all[3], ("freshness".into(), "resolved".into(), format!("{second}/resolved")));
+    let raises = all.iter().filter(|(_, _, key)| !key.ends_with("/resolved")).count();
+    let resolutions = all.len() - raises;
+    assert!(raises - resolutions <= 1, "every raise but a new open one is resolved: {all:?}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn volume_below_the_minimum_is_raised_and_a_full_window_resolves_it() {
+    let schema = "x-table: public.events\nx-monitors:\n  volume: {min: 3, per: 2s}\n";
+    let fixture = Fixture::new("volume", DDL, &[("public.events.yaml", schema)]).await;
+    fixture.setup().await;
+    let running = Running::start(&fixture);
+
+    wait_for_episodes(&fixture, 1, "the volume episode is raised").await;
+    let (rule, status, _) = episodes(&fixture).await[0].clone();
+    assert_eq!((rule.as_str(), status.as_str()), ("volume", "open"));
+
+    fixture.db.execute("INSERT INTO events SELECT generate_series(1, 5)").await;
+    wait_for_episodes(&fixture, 2, "the volume episode is resolved").await;
+    let all = episodes(&fixture).await;
+    assert_eq!((all[1].0.as_str(), all[1].1.as_str()), ("volume", "resolved"));
+    assert_eq!(all[0].1, "resolved");
+    running.stop().await;
+}

@@ -1,0 +1,157 @@
+//! Reloading schema files while `walguard run` streams: a table added to the
+//! folder is validated without a restart, and a bad file keeps the previous
+//! version running.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::fixture::{Fixture, Found, wait_for_exit};
+use crate::harness::wait_until;
+
+const DDL: &str = "CREATE TABLE orders (id integer PRIMARY KEY, amount numeric);
+                   CREATE TABLE items (id integer PRIMARY KEY, qty integer)";
+const ORDERS: &str = "x-table: public.orders\nproperties:\n  amount: {minimum: 0}\n";
+const ITEMS: &str = "x-table: public.items\nproperties:\n  qty: {minimum: 1}\n";
+
+/// A running `walguard run` whose stderr is collected.
+pub struct Running {
+    pub child: Child,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    pub fn start(fixture: &Fixture) -> Running {
+        let mut child =
+            fixture.command(&["run"]).stderr(Stdio::piped()).spawn().expect("walguard starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("a stderr pipe");
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = collected.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Running { child, stderr }
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// SIGTERM, and a clean exit.
+    pub async fn stop(mut self) {
+        self.signal("TERM");
+        let status = wait_for_exit(&mut self.child, Duration::from_secs(15)).await;
+        assert!(status.success(), "walguard exited with {status}:\n{}", self.log());
+    }
+}
+
+fn order(id: i64) -> Found {
+    Found::new("public.orders", "insert", "minimum", Some("amount"), json!({ "id": id }))
+}
+
+fn item(id: i64) -> Found {
+    Found::new("public.items", "insert", "minimum", Some("qty"), json!({ "id": id }))
+}
+
+async fn wait_for_violations(fixture: &Fixture, running: &Running, expected: &[Found]) {
+    let mut expected = expected.to_vec();
+    expected.sort();
+    let what = format!("the violations are {expected:?}");
+    wait_until(Duration::from_secs(30), &what, async || fixture.violations().await == expected)
+        .await;
+    assert!(running.child.id() > 0);
+}
+
+async fn published(fixture: &Fixture, table: &str) -> bool {
+    let sql = format!("SELECT count(*) FROM pg_publication_tables WHERE tablename = '{table}'");
+    fixture.db.query_count(&sql).await > 0
+}
+
+#[tokio::test]
+async fn a_table_added_to_the_folder_is_validated_without_a_restart() {
+    let fixture = Fixture::new("reload_add", DDL, &[("public.orders.yaml", ORDERS)]).await;
+    fixture.setup().await;
+    let running = Running::start(&fixture);
+
+    // Streaming, and items not validated yet.
+    fixture.db.execute("INSERT INTO items VALUES (1, 0); INSERT INTO orders VALUES (1, -1)").await;
+    wait_for_violations(&fixture, &running, &[order(1)]).await;
+
+    // A new file: published and validated from then on.
+    fixture.write_schema("public.items.yaml", ITEMS);
+    wait_until(Duration::from_secs(30), "items is published", async || {
+        published(&fixture, "items").await
+    })
+    .await;
+    fixture.db.execute("INSERT INTO items VALUES (2, 0); INSERT INTO orders VALUES (2, -1)").await;
+    wait_for_violations(&fixture, &running, &[order(1), item(2), order(2)]).await;
+
+    // Removing it stops validating it and unpublishes it.
+    std::fs::remove_file(fixture.dir.path().join("schemas/public.items.yaml")).unwrap();
+    wait_until(Duration::from_secs(30), "items is no longer published", async || {
+        !published(&fixture, "items").await
+    })
+    .await;
+    fixture.db.execute("INSERT INTO items VALUES (3, 0); INSERT INTO orders VALUES (3, -1)").await;
+    wait_for_violations(&fixture, &running, &[order(1), item(2), order(2), order(3)]).await;
+    assert!(running.log().contains("schemas reloaded"), "{}", running.log());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_file_on_reload_keeps_the_previous_version_running() {
+    let fixture = Fixture::new("reload_bad", DDL, &[("public.orders.yaml", ORDERS)]).await;
+    fixture.setup().await;
+    let running = Running::start(&fixture);
+    fixture.db.execute("INSERT INTO orders VALUES (1, -1)").await;
+    wait_for_violations(&fixture, &running, &[order(1)]).await;
+
+    // A file that does not parse, announced by SIGHUP: logged, and ignored.
+    fixture.write_schema("public.items.yaml", "x-table: public.items\nproperties: [qty\n");
+    running.signal("HUP");
+    wait_until(Duration::from_secs(30), "the failed reload is logged", async || {
+        running.log().contains("schema reload failed")
+    })
+    .await;
+    assert!(running.log().contains("public.items.yaml:"), "names the file: {}", running.log());
+
+    // A file naming a table that does not exist is refused too.
+    fixture.write_schema("public.items.yaml", "x-table: public.nothing\n");
+    wait_until(Duration::from_secs(30), "the second failed reload is logged", async || {
+        running.log().contains("public.nothing")
+    })
+    .await;
+
+    // The old version still runs: orders validated, items not published.
+    fixture.db.execute("INSERT INTO items VALUES (2, 0); INSERT INTO orders VALUES (2, -1)").await;
+    wait_for_violations(&fixture, &running, &[order(1), order(2)]).await;
+    assert!(!published(&fixture, "items").await);
+
+    // A stricter orders file applies to the next transaction.
+    let stricter = "x-table: public.orders\nproperties:\n  amount: {minimum: 10}\n";
+    std::fs::remove_file(fixture.dir.path().join("schemas/public.items.yaml")).unwrap();
+    fixture.write_schema("public.orders.yaml", stricter);
+    running.signal("HUP");
+    wait_until(Duration::from_secs(30), "the good reload is logged", async || {
+        running.log().contains("schemas reloaded")
+    })
+    .await;
+    fixture.db.execute("INSERT INTO orders VALUES (3, 5)").await;
+    wait_for_violations(&fixture, &running, &[order(1), order(2), order(3)]).await;
+    running.stop().await;
+}
