@@ -233,7 +233,7 @@ mod tests {
             monitor.evaluate(at(second), &mut events);
         }
         assert_eq!(rules(&events), ["raised freshness"]);
-        let Event::Raised { key, message, .. } = &events[0] else { unreachable!() };
+        let Event::Raised { key, message, .. } = events[0].clone() else { unreachable!() };
         assert!(key.ends_with(&format!("/{}", (T0.as_secs() + 10) * 1_000_000)), "{key}");
         assert!(message.contains("1m since the last insert"), "{message}");
 
@@ -243,12 +243,12 @@ mod tests {
         }
         assert_eq!(rules(&events), ["raised freshness", "resolved freshness"]);
         let Event::Resolved { raised_key, .. } = &events[1] else { unreachable!() };
-        assert_eq!(raised_key, key);
+        assert_eq!(raised_key, &key);
 
         // A new episode gets a new key.
         monitor.evaluate(at(260), &mut events);
         let Event::Raised { key: second, .. } = &events[2] else { unreachable!() };
-        assert_ne!(second, key);
+        assert_ne!(second, &key);
     }
 
     #[test]
