@@ -8,8 +8,7 @@
 //! reloads: a table whose monitors appear starts its clock then.
 //!
 //! An episode is written once under a key naming its start, and its end as a
-//! second row with `status = resolved` (the raise row is marked resolved
-//! too). At start, open episodes are read back from the violations table, so
+//! second row with `status = resolved`. At start, open episodes are read back from the violations table, so
 //! a restart neither raises one again nor forgets to resolve it.
 
 mod episode;

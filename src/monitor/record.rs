@@ -3,7 +3,9 @@
 //!
 //! Rows carry `source = monitor`, no operation, position or row key, and the
 //! episode's key as `dedup_key`, so writing the same events again (after a
-//! failed commit, or a restart) adds nothing.
+//! failed commit, or a restart) adds nothing. The log stays append-only: a
+//! resolution is its own row (`status = resolved`, the raise's key plus
+//! `/resolved`); the raise row is left for reviewers to update.
 
 use std::sync::Arc;
 
@@ -51,7 +53,8 @@ impl Writer {
         Ok(self.client.as_mut().expect("connected above"))
     }
 
-    /// `(table, rule, key)` of each episode raised and not resolved.
+    /// `(table, rule, key)` of each episode raised and not resolved: a raise
+    /// row without its resolution row, whatever a reviewer set its status to.
     pub(super) async fn open_episodes(
         &mut self,
     ) -> Result<Vec<(QualifiedName, String, String)>, SinkError> {
@@ -59,7 +62,7 @@ impl Writer {
         let query = format!(
             "SELECT r.table_schema, r.table_name, r.rule, r.dedup_key FROM {s}.violations r
              WHERE r.source = 'monitor' AND r.rule IN ('freshness', 'volume')
-               AND r.status <> 'resolved' AND r.dedup_key NOT LIKE '%{RESOLVED_SUFFIX}'
+               AND r.dedup_key NOT LIKE '%{RESOLVED_SUFFIX}'
                AND NOT EXISTS (SELECT 1 FROM {s}.violations x
                                WHERE x.dedup_key = r.dedup_key || '{RESOLVED_SUFFIX}')
              ORDER BY r.id"
@@ -88,10 +91,6 @@ impl Writer {
              VALUES ('monitor', $1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
         );
-        let resolve = format!(
-            "UPDATE {s}.violations SET status = 'resolved'
-             WHERE dedup_key = $1 AND status <> 'resolved'"
-        );
         let outbox = format!(
             "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload)
              VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
@@ -109,10 +108,6 @@ impl Writer {
                     (*rule, key.clone(), message, "open", "violation.detected")
                 }
                 Event::Resolved { rule, raised_key, message } => {
-                    transaction
-                        .execute(&resolve, &[raised_key])
-                        .await
-                        .map_err(sql("resolve an episode"))?;
                     let key = format!("{raised_key}{RESOLVED_SUFFIX}");
                     (*rule, key, message, "resolved", "violation.resolved")
                 }
