@@ -63,6 +63,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), RunError> {
     // Load and compile the schema files before touching any database.
+    let loaded = reload::fingerprint(&settings.schemas);
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
 
@@ -86,8 +87,12 @@ pub async fn run(
     // Reload the schema files on SIGHUP and on change, and run the monitors,
     // both following the current schemas.
     let (schemas_sender, current_schemas) = watch::channel(schemas.clone());
-    let reloader =
-        tokio::spawn(reload::watch(settings.clone(), schemas_sender, dispatcher_stop.clone()));
+    let reloader = tokio::spawn(reload::watch(
+        settings.clone(),
+        loaded,
+        schemas_sender,
+        dispatcher_stop.clone(),
+    ));
     let activity = Arc::new(Activity::default());
     let monitors = tokio::spawn(monitor::run(
         settings.sink.clone(),

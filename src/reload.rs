@@ -37,11 +37,14 @@ pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// The schema files' names, sizes and modification times, sorted.
-type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+pub type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
-/// Reloads into `schemas` until `stop` is cancelled.
+/// Reloads into `schemas` until `stop` is cancelled. `loaded` is the
+/// folder's [`fingerprint`] taken before the current schemas were loaded, so
+/// that a change made while walguard was starting is not missed.
 pub async fn watch(
     settings: Settings,
+    loaded: Fingerprint,
     schemas: watch::Sender<Arc<SchemaSet>>,
     stop: CancellationToken,
 ) {
@@ -53,7 +56,7 @@ pub async fn watch(
         }
     };
     let dir = settings.schemas.clone();
-    let mut loaded = fingerprint(&dir);
+    let mut loaded = loaded;
     let mut scans = tokio::time::interval(SCAN_INTERVAL);
     scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -80,8 +83,16 @@ pub async fn watch(
 /// One reload; the previous schemas stay on any failure.
 async fn reload(settings: &Settings, schemas: &watch::Sender<Arc<SchemaSet>>, reason: &str) {
     let folder = settings.schemas.display().to_string();
-    let set = match SchemaSet::load(&settings.schemas) {
-        Ok(set) => set,
+    let set = match SchemaSet::lint(&settings.schemas) {
+        Ok(lint) if lint.problems.is_empty() => lint.set,
+        Ok(lint) => {
+            for problem in &lint.problems {
+                tracing::error!(%folder, reason, error = %chain(problem), "schema file refused");
+            }
+            tracing::error!(%folder, reason, problems = lint.problems.len(),
+                "schema reload failed: the previous schemas keep running");
+            return;
+        }
         Err(err) => {
             tracing::error!(%folder, reason, error = %chain(&err),
                 "schema reload failed: the previous schemas keep running");
@@ -158,7 +169,8 @@ async fn alter_publications(
     Ok(())
 }
 
-fn fingerprint(dir: &Path) -> Fingerprint {
+/// What the folder looks like now; an unreadable folder looks empty.
+pub fn fingerprint(dir: &Path) -> Fingerprint {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
