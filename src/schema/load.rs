@@ -83,7 +83,7 @@ pub(super) fn load_file(path: &Path) -> Result<TableSchema, Vec<SchemaError>> {
     // Compile the JSON Schema, which also validates it against the meta-schema,
     // so the reads below can trust its shape.
     let validator = compile_document(path, &document).map_err(|err| problems.extend(err)).ok();
-    let columns = read_columns(path, root).map_err(|err| problems.push(err)).ok();
+    let mut columns = read_columns(path, root, &mut problems);
 
     // Read the remaining top-level keywords of ours.
     let severity = match root.get("x-severity") {
@@ -106,8 +106,8 @@ pub(super) fn load_file(path: &Path) -> Result<TableSchema, Vec<SchemaError>> {
     };
     let rules = compile_rules(path, root.get("x-rules")).map_err(|err| problems.push(err)).ok();
 
-    let (Some(table), Some(validator), Some(mut columns), Some(rules), true) =
-        (table, validator, columns, rules, problems.is_empty())
+    let (Some(table), Some(validator), Some(rules), true) =
+        (table, validator, rules, problems.is_empty())
     else {
         return Err(problems);
     };
@@ -218,10 +218,15 @@ fn read_severity(path: &Path, pointer: &str, value: &Value) -> Result<Severity, 
 }
 
 /// Reads the columns under the top-level `properties` with our keywords on
-/// them.
-fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, SchemaError> {
+/// them; a column with a malformed keyword is left out and each problem
+/// pushed to `problems`.
+fn read_columns(
+    path: &Path,
+    root: &Map<String, Value>,
+    problems: &mut Vec<SchemaError>,
+) -> Vec<Column> {
     let Some(properties) = root.get("properties").and_then(Value::as_object) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut columns = Vec::with_capacity(properties.len());
     for (name, property) in properties {
@@ -230,25 +235,33 @@ fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, S
         let keyword = |keyword: &str| {
             property.get(keyword).map(|value| (value, pointer.clone() + "/" + keyword))
         };
+        let found = problems.len();
 
         let pii = match keyword("x-pii") {
             Some((Value::Bool(pii), _)) => *pii,
             Some((_, pointer)) => {
-                return Err(SchemaError::invalid(path, &pointer, "x-pii must be true or false"));
+                problems.push(SchemaError::invalid(path, &pointer, "x-pii must be true or false"));
+                false
             }
             None => false,
         };
         let severity = match keyword("x-severity") {
-            Some((value, pointer)) => Some(read_severity(path, &pointer, value)?),
+            Some((value, pointer)) => {
+                read_severity(path, &pointer, value).map_err(|err| problems.push(err)).ok()
+            }
             None => None,
         };
         let references = match keyword("x-references") {
-            Some((value, pointer)) => Some(read_reference(path, &pointer, value)?),
+            Some((value, pointer)) => {
+                read_reference(path, &pointer, value).map_err(|err| problems.push(err)).ok()
+            }
             None => None,
         };
-        columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+        if problems.len() == found {
+            columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+        }
     }
-    Ok(columns)
+    columns
 }
 
 /// Reads `x-references: schema.table.column`.

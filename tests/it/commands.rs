@@ -19,7 +19,7 @@ async fn check_reports_every_problem_of_every_file_with_its_line_and_column() {
         (
             "public.b_keywords.yaml",
             "x-table: public.b\nx-colour: red\nproperties:\n  qty: {type: intger, x-pii: 1}\n  \
-             sku: {type: string, x-refs: public.x.y}\nx-monitors:\n  freshness: soon\n  \
+             sku: {type: string, x-refs: public.x.y, x-severity: high}\nx-monitors:\n  freshness: soon\n  \
              volume: {min: 0, per: 1h}\n",
         ),
         (
@@ -43,7 +43,7 @@ async fn check_reports_every_problem_of_every_file_with_its_line_and_column() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json output");
     let problems = report["problems"].as_array().expect("a list of problems");
     assert_eq!(report["files"], 5);
-    assert_eq!(problems.len(), 11, "{report:#}");
+    assert_eq!(problems.len(), 12, "{report:#}");
     assert!(problems.iter().all(|p| p["line"].is_u64() && p["column"].is_u64()), "{report:#}");
 }
 
