@@ -184,8 +184,10 @@ impl SourceFile {
         }
     }
 
-    /// `(pointer, message)` for each rule expression that does not compile or
-    /// that reads a column neither `properties` nor `required` names.
+    /// `(pointer, message)` for each rule without a name or expression or with
+    /// a name used before, and each expression that does not compile or that
+    /// reads a column neither `properties` nor `required` names. Loading stops
+    /// at a file's first bad rule; this finds them all.
     fn rule_problems(&self) -> Vec<(String, String)> {
         let Some(Value::Object(root)) = &self.document else {
             return Vec::new();
@@ -199,9 +201,18 @@ impl SourceFile {
         }
 
         let mut found = Vec::new();
+        let mut names = BTreeSet::new();
         let rules = root.get("x-rules").and_then(Value::as_array).into_iter().flatten();
         for (index, rule) in rules.enumerate() {
             let name = rule.get("name").and_then(Value::as_str).unwrap_or("?");
+            let pointer = format!("/x-rules/{index}");
+            if rule.get("name").and_then(Value::as_str).is_none_or(|name| name.trim().is_empty())
+                || !rule.get("expr").is_some_and(Value::is_string)
+            {
+                found.push((pointer.clone(), "a rule needs a name and an expr".to_owned()));
+            } else if !names.insert(name) {
+                found.push((pointer.clone(), format!("another rule is already named {name}")));
+            }
             for field in ["expr", "when"] {
                 let Some(source) = rule.get(field).and_then(Value::as_str) else { continue };
                 let pointer = format!("/x-rules/{index}/{field}");

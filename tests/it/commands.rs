@@ -26,7 +26,8 @@ async fn check_reports_every_problem_of_every_file_with_its_line_and_column() {
             "public.c_rules.yaml",
             "x-table: public.c\nproperties:\n  qty: {type: integer}\nx-rules:\n  \
              - {name: typo, expr: 'row.qtty > 0'}\n  - {name: broken, expr: 'row.qty >'}\n  \
-             - {name: scoped, expr: 'true', when: 'has(row.kind)'}\n",
+             - {name: scoped, expr: 'true', when: 'has(row.kind)'}\n  - {name: typo, expr: 'true'}\n  \
+             - {name: nameless}\n",
         ),
         ("public.d_duplicate.yaml", "x-table: public.c\n"),
         ("public.e_fine.yaml", "x-table: public.e\nproperties:\n  id: {type: integer}\n"),
@@ -43,7 +44,7 @@ async fn check_reports_every_problem_of_every_file_with_its_line_and_column() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json output");
     let problems = report["problems"].as_array().expect("a list of problems");
     assert_eq!(report["files"], 5);
-    assert_eq!(problems.len(), 12, "{report:#}");
+    assert_eq!(problems.len(), 14, "{report:#}");
     assert!(problems.iter().all(|p| p["line"].is_u64() && p["column"].is_u64()), "{report:#}");
 }
 
