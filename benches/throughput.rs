@@ -122,6 +122,8 @@ async fn connect(url: &str) -> BenchResult<Client> {
 
 /// A database with the benchmark table, its schema file and configuration.
 struct Deployment {
+    /// The database's name, which also prefixes its slots: slots are cluster-wide.
+    name: String,
     url: String,
     client: Client,
     dir: tempfile::TempDir,
@@ -135,8 +137,8 @@ impl Deployment {
         let dir = tempfile::tempdir()?;
         std::fs::create_dir(dir.path().join("schemas"))?;
         std::fs::write(dir.path().join("schemas/public.orders.yaml"), shared::ORDERS_SCHEMA)?;
-        let deployment = Deployment { url, client, dir };
-        deployment.configure("walguard", extra)?;
+        let deployment = Deployment { name: name.to_string(), url, client, dir };
+        deployment.configure("setup", extra)?;
         let setup = deployment.walguard(&["setup"]).output()?;
         if !setup.status.success() {
             return Err(
@@ -150,11 +152,17 @@ impl Deployment {
         self.dir.path().join("walguard.toml")
     }
 
-    /// Points the configuration at `slot`.
-    fn configure(&self, slot: &str, extra: &str) -> BenchResult<()> {
+    /// The name of this database's slot `suffix`.
+    fn slot(&self, suffix: &str) -> String {
+        format!("{}_{suffix}", self.name)
+    }
+
+    /// Points the configuration at the slot `suffix`.
+    fn configure(&self, suffix: &str, extra: &str) -> BenchResult<()> {
         let config = format!(
-            "schemas = \"schemas\"\n[source]\nurl = {:?}\nslot = \"{slot}\"\n{extra}",
-            self.url
+            "schemas = \"schemas\"\n[source]\nurl = {:?}\nslot = \"{}\"\n{extra}",
+            self.url,
+            self.slot(suffix)
         );
         std::fs::write(self.config_path(), config)?;
         Ok(())
@@ -197,9 +205,9 @@ impl Scenario<'_> {
         let deployment = Deployment::create(self.server, &name, "").await?;
         for run in 0..self.runs {
             for prefix in ["recv", "walguard"] {
-                let sql = format!(
-                    "SELECT pg_create_logical_replication_slot('{prefix}_{run}', 'pgoutput')"
-                );
+                let slot = deployment.slot(&format!("{prefix}_{run}"));
+                let sql =
+                    format!("SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')");
                 deployment.client.batch_execute(&sql).await?;
             }
         }
@@ -231,7 +239,7 @@ impl Scenario<'_> {
         for run in 0..self.runs {
             recvlogical.push(drain_with_recvlogical(
                 &deployment.url,
-                &format!("recv_{run}"),
+                &deployment.slot(&format!("recv_{run}")),
                 &end,
             )?);
             deployment.configure(&format!("walguard_{run}"), "")?;

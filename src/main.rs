@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use walguard::cli::{Cli, Command};
+use walguard::cli::{AlertsAction, Cli, Command};
 
 fn main() -> ExitCode {
     // Two rustls crypto providers are compiled in; pick one before any TLS.
@@ -48,6 +48,12 @@ async fn run(cli: Cli) -> ExitCode {
             let out = out.unwrap_or_else(|| settings.schemas.clone());
             let options = walguard::init::InitOptions { tables, out, force };
             init(&settings, &options).await
+        }
+        Command::Alerts { action: AlertsAction::Test } => {
+            let mut out = std::io::stdout();
+            walguard::sink::endpoint::test_webhooks(&settings.webhooks, &mut out)
+                .await
+                .map_err(Into::into)
         }
         Command::Demo { .. } => unreachable!("handled above"),
     };

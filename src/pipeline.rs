@@ -97,6 +97,11 @@ impl Pipeline {
         self.transaction.is_some()
     }
 
+    /// The commit position of the open transaction.
+    pub fn commit_lsn(&self) -> Option<u64> {
+        self.transaction.map(|t| t.commit_lsn)
+    }
+
     pub fn begin(&mut self, commit_lsn: u64, commit_time: i64, xid: u32) {
         self.transaction = Some(Transaction { commit_lsn, commit_time, xid, changes: 0 });
     }

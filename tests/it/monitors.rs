@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::fixture::Fixture;
 use crate::harness::wait_until;
-use crate::reload::Running;
+use crate::reload::stop;
+use crate::running::Running;
 use crate::webhook_receiver::WebhookReceiver;
 
 /// `(rule, status, dedup_key)` of every monitor violation, in order.
@@ -78,12 +79,9 @@ async fn freshness_is_raised_once_per_episode_and_resolved_once_when_rows_arrive
 
     // A restart takes the open episode over: not raised again, resolved at
     // the next insert.
-    running.stop().await;
+    stop(running).await;
     let running = Running::start(&fixture);
-    wait_until(Duration::from_secs(30), "the restarted walguard streams", async || {
-        running.log().contains("streaming")
-    })
-    .await;
+    running.wait_for_log("streaming", 1, Duration::from_secs(30)).await;
     fixture.db.execute("INSERT INTO events VALUES (3)").await;
     wait_for_episodes(&fixture, 4, "the second episode is resolved").await;
     let all = episodes(&fixture).await;
@@ -91,7 +89,7 @@ async fn freshness_is_raised_once_per_episode_and_resolved_once_when_rows_arrive
     let raises = all.iter().filter(|(_, _, key)| !key.ends_with("/resolved")).count();
     let resolutions = all.len() - raises;
     assert!(raises - resolutions <= 1, "every raise but a new open one is resolved: {all:?}");
-    running.stop().await;
+    stop(running).await;
 }
 
 #[tokio::test]
@@ -121,5 +119,5 @@ async fn volume_below_the_minimum_is_raised_and_a_full_window_resolves_it() {
     wait_for_episodes(&fixture, 2, "the volume episode is resolved").await;
     let all = episodes(&fixture).await;
     assert_eq!((all[1].0.as_str(), all[1].1.as_str()), ("volume", "resolved"));
-    running.stop().await;
+    stop(running).await;
 }

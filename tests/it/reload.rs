@@ -2,62 +2,23 @@
 //! folder is validated without a restart, and a bad file keeps the previous
 //! version running.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::fixture::{Fixture, Found, wait_for_exit};
+use crate::fixture::{Fixture, Found};
 use crate::harness::wait_until;
+use crate::running::{Running, signal};
 
 const DDL: &str = "CREATE TABLE orders (id integer PRIMARY KEY, amount numeric);
                    CREATE TABLE items (id integer PRIMARY KEY, qty integer)";
 const ORDERS: &str = "x-table: public.orders\nproperties:\n  amount: {minimum: 0}\n";
 const ITEMS: &str = "x-table: public.items\nproperties:\n  qty: {minimum: 1}\n";
 
-/// A running `walguard run` whose stderr is collected.
-pub struct Running {
-    pub child: Child,
-    pub stderr: Arc<Mutex<String>>,
-}
-
-impl Running {
-    pub fn start(fixture: &Fixture) -> Running {
-        let mut child =
-            fixture.command(&["run"]).stderr(Stdio::piped()).spawn().expect("walguard starts");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("a stderr pipe");
-        let collected = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = collected.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Running { child, stderr }
-    }
-
-    pub fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    pub fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    /// SIGTERM, and a clean exit.
-    pub async fn stop(mut self) {
-        self.signal("TERM");
-        let status = wait_for_exit(&mut self.child, Duration::from_secs(15)).await;
-        assert!(status.success(), "walguard exited with {status}:\n{}", self.log());
-    }
+/// Stops `running` with SIGTERM and expects a clean exit.
+pub async fn stop(mut running: Running) {
+    let status = running.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "walguard exited with {status}:\n{}", running.log_text());
 }
 
 fn order(id: i64) -> Found {
@@ -74,7 +35,7 @@ async fn wait_for_violations(fixture: &Fixture, running: &Running, expected: &[F
     let what = format!("the violations are {expected:?}");
     wait_until(Duration::from_secs(30), &what, async || fixture.violations().await == expected)
         .await;
-    assert!(running.child.id() > 0);
+    assert!(running.lines_with("panicked").is_empty(), "{}", running.log_text());
 }
 
 async fn published(fixture: &Fixture, table: &str) -> bool {
@@ -109,8 +70,8 @@ async fn a_table_added_to_the_folder_is_validated_without_a_restart() {
     .await;
     fixture.db.execute("INSERT INTO items VALUES (3, 0); INSERT INTO orders VALUES (3, -1)").await;
     wait_for_violations(&fixture, &running, &[order(1), item(2), order(2), order(3)]).await;
-    assert!(running.log().contains("schemas reloaded"), "{}", running.log());
-    running.stop().await;
+    assert!(running.lines_with("schemas reloaded").len() >= 2, "{}", running.log_text());
+    stop(running).await;
 }
 
 #[tokio::test]
@@ -123,19 +84,13 @@ async fn a_bad_file_on_reload_keeps_the_previous_version_running() {
 
     // A file that does not parse, announced by SIGHUP: logged, and ignored.
     fixture.write_schema("public.items.yaml", "x-table: public.items\nproperties: [qty\n");
-    running.signal("HUP");
-    wait_until(Duration::from_secs(30), "the failed reload is logged", async || {
-        running.log().contains("schema reload failed")
-    })
-    .await;
-    assert!(running.log().contains("public.items.yaml:"), "names the file: {}", running.log());
+    signal(running.child.id(), "-HUP");
+    running.wait_for_log("schema reload failed", 1, Duration::from_secs(30)).await;
+    assert!(!running.lines_with("public.items.yaml:2").is_empty(), "{}", running.log_text());
 
     // A file naming a table that does not exist is refused too.
     fixture.write_schema("public.items.yaml", "x-table: public.nothing\n");
-    wait_until(Duration::from_secs(30), "the second failed reload is logged", async || {
-        running.log().contains("public.nothing")
-    })
-    .await;
+    running.wait_for_log("public.nothing", 1, Duration::from_secs(30)).await;
 
     // The old version still runs: orders validated, items not published.
     fixture.db.execute("INSERT INTO items VALUES (2, 0); INSERT INTO orders VALUES (2, -1)").await;
@@ -146,12 +101,9 @@ async fn a_bad_file_on_reload_keeps_the_previous_version_running() {
     let stricter = "x-table: public.orders\nproperties:\n  amount: {minimum: 10}\n";
     std::fs::remove_file(fixture.dir.path().join("schemas/public.items.yaml")).unwrap();
     fixture.write_schema("public.orders.yaml", stricter);
-    running.signal("HUP");
-    wait_until(Duration::from_secs(30), "the good reload is logged", async || {
-        running.log().contains("schemas reloaded")
-    })
-    .await;
+    signal(running.child.id(), "-HUP");
+    running.wait_for_log("schemas reloaded", 1, Duration::from_secs(30)).await;
     fixture.db.execute("INSERT INTO orders VALUES (3, 5)").await;
     wait_for_violations(&fixture, &running, &[order(1), order(2), order(3)]).await;
-    running.stop().await;
+    stop(running).await;
 }
