@@ -1,6 +1,10 @@
 //! Writing monitor episodes to the sink: a violation row per raise and per
 //! resolution, and a webhook alert for each, in one transaction per tick.
 //!
+//! A raise is alerted like a stream violation's first alert
+//! (`violation.detected`, without row or position), so every webhook format
+//! renders it; a resolution is not alerted.
+//!
 //! Rows carry `source = monitor`, no operation, position or row key, and the
 //! episode's key as `dedup_key`, so writing the same events again (after a
 //! failed commit, or a restart) adds nothing. The log stays append-only: a
@@ -9,16 +13,15 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_postgres::Client;
 
-use super::episode::Event;
+use super::episode::Event as Episode;
 use crate::config::{SinkSettings, WebhookSettings};
 use crate::postgres::{self, quote_ident};
 use crate::schema::{QualifiedName, SchemaSet, Severity};
-use crate::sink::SinkError;
+use crate::sink::{Event, EventData, EventKind, SinkError};
 
 /// The suffix of a resolution's dedup key.
 const RESOLVED_SUFFIX: &str = "/resolved";
@@ -81,7 +84,7 @@ impl Writer {
     /// Writes the events and their alerts in one transaction.
     pub(super) async fn write(
         &mut self,
-        events: &[(QualifiedName, Event)],
+        events: &[(QualifiedName, Episode)],
         schemas: &SchemaSet,
     ) -> Result<(), SinkError> {
         let s = quote_ident(&self.sink.schema);
@@ -103,13 +106,11 @@ impl Writer {
             let severity = schemas
                 .get(&table.schema, &table.name)
                 .map_or(Severity::Error, |schema| schema.severity());
-            let (rule, key, message, status, kind) = match event {
-                Event::Raised { rule, key, message } => {
-                    (*rule, key.clone(), message, "open", "violation.detected")
-                }
-                Event::Resolved { rule, raised_key, message } => {
+            let (rule, key, message, status) = match event {
+                Episode::Raised { rule, key, message } => (*rule, key.clone(), message, "open"),
+                Episode::Resolved { rule, raised_key, message } => {
                     let key = format!("{raised_key}{RESOLVED_SUFFIX}");
-                    (*rule, key, message, "resolved", "violation.resolved")
+                    (*rule, key, message, "resolved")
                 }
             };
             let inserted = transaction
@@ -130,32 +131,40 @@ impl Writer {
             if inserted.is_none() {
                 continue;
             }
-            for hook in webhooks.iter().filter(|hook| severity >= hook.min_severity) {
-                let endpoint = crate::sink::webhook::endpoint_name(hook);
+            // Raises alert like a first violation; resolutions are recorded
+            // only, since the alert formats have no way yet to say "resolved".
+            if status != "open" {
+                continue;
+            }
+            for hook in webhooks.iter() {
+                if !hook.wants(&table.schema, &table.name, severity) {
+                    continue;
+                }
+                let endpoint = crate::sink::endpoint::endpoint_name(hook);
                 let digest = Sha256::digest(format!("{endpoint}\n{key}").as_bytes());
                 let webhook_id = format!("msg_{}", &hex::encode(digest)[..32]);
-                let payload = json!({
-                    "type": kind,
-                    "timestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                let event = Event {
+                    kind: EventKind::Detected,
+                    timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                         .to_string(),
-                    "data": {
-                        "count": 1,
-                        "tables": [table.to_string()],
-                        "violations": [{
-                            "source": "monitor",
-                            "table": table.to_string(),
-                            "operation": null,
-                            "rule": rule,
-                            "column": null,
-                            "severity": severity.as_str(),
-                            "message": message,
-                            "row_key": {},
-                        }],
-                        "not_listed": 0,
-                    }
-                });
+                    data: EventData {
+                        table: table.to_string(),
+                        rule: rule.to_owned(),
+                        column: None,
+                        severity,
+                        message: message.clone(),
+                        count: 1,
+                        operation: None,
+                        row_key: None,
+                        commit_lsn: None,
+                        sample_row_keys: Vec::new(),
+                        window_start: None,
+                        window_end: None,
+                    },
+                };
+                let payload = serde_json::to_string(&event).expect("events serialise");
                 transaction
-                    .execute(&outbox, &[&endpoint, &webhook_id, &payload.to_string()])
+                    .execute(&outbox, &[&endpoint, &webhook_id, &payload])
                     .await
                     .map_err(sql("queue a webhook alert"))?;
                 alerts += 1;
