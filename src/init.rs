@@ -10,7 +10,7 @@
 //! | NOT NULL | `required` |
 //! | `varchar(n)`, `char(n)` | `maxLength: n` |
 //! | enum type | `enum:` its labels (`items: {enum: ...}` for an array of one) |
-//! | `numeric(p, s)` | `exclusiveMinimum`/`exclusiveMaximum` of ±10^(p−s); the scale in a comment |
+//! | `numeric(p, s)` | `exclusiveMinimum` and `exclusiveMaximum` of ±10^(p−s) |
 //! | integer, numeric, float, bool, array | `type` |
 //! | `timestamptz`, `uuid` | `type: string` with `format: date-time`, `uuid` |
 //! | single-column foreign key | `x-references: schema.table.column` |

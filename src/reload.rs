@@ -51,7 +51,8 @@ pub async fn watch(
     let mut hangup = match signal(SignalKind::hangup()) {
         Ok(hangup) => Some(hangup),
         Err(err) => {
-            tracing::warn!(error = %err, "cannot listen for SIGHUP: reloading on file changes only");
+            tracing::warn!(error = %err,
+                "cannot listen for SIGHUP: reloading on file changes only");
             None
         }
     };

@@ -8,8 +8,9 @@
 //! reloads: a table whose monitors appear starts its clock then.
 //!
 //! An episode is written once under a key naming its start, and its end as a
-//! second row with `status = resolved`. At start, open episodes are read back from the violations table, so
-//! a restart neither raises one again nor forgets to resolve it.
+//! second row with `status = resolved`. At start, open episodes are read back
+//! from the violations table, so a restart neither raises one again nor
+//! forgets to resolve it.
 
 mod episode;
 mod record;
@@ -104,7 +105,8 @@ pub async fn run(
                     restored = true;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "monitors: failed to read open episodes, retrying");
+                    tracing::warn!(error = %err,
+                        "monitors: failed to read open episodes, retrying");
                     continue;
                 }
             }
