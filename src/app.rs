@@ -35,6 +35,8 @@ use crate::reload;
 use crate::replication::{SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError};
+use crate::telemetry::admin::{self, AdminError, Readiness};
+use crate::telemetry::metrics as telemetry_metrics;
 use reconnect::{Backoff, Disposition, STANDBY_POLL};
 use session::Stream;
 
@@ -56,6 +58,8 @@ pub enum RunError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("the server ended the replication stream")]
     StreamEnded,
     #[error(
@@ -83,6 +87,13 @@ pub async fn run(
     let loaded = reload::fingerprint(&settings.schemas);
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
+
+    // Metrics and health, when an admin address is configured.
+    let readiness = Arc::new(Readiness::default());
+    let admin_stop = CancellationToken::new();
+    if let Some(address) = settings.admin.listen {
+        admin::start(address, readiness.clone(), admin_stop.clone()).await?;
+    }
 
     // Deliver alerts beside the stream, never in its way.
     let outbox_ready = Arc::new(Notify::new());
@@ -118,12 +129,15 @@ pub async fn run(
     pipeline.set_activity(activity);
     let mut stream = Stream::new(pipeline, &settings.sink, options.until_lsn);
     stream.follow_reloads(current_schemas);
-    let mut supervisor = Supervisor { settings: &settings, stream, sink: None, outbox_ready };
+    let mut supervisor =
+        Supervisor { settings: &settings, stream, sink: None, outbox_ready, readiness };
     let result = supervisor.run(&stop).await;
 
-    // Then stop the dispatcher, the reloader and the monitors.
+    // Then stop the dispatcher, the reloader, the monitors and the admin
+    // listener.
     dispatcher_stop.cancel();
     let _ = tokio::join!(dispatcher, reloader, monitors);
+    admin_stop.cancel();
     if result.is_ok() {
         let acknowledged = sink::format_lsn(supervisor.stream.acknowledged());
         tracing::info!(acknowledged = %acknowledged, "stopped");
@@ -138,6 +152,7 @@ struct Supervisor<'a> {
     /// The sink connection, kept across sessions while it works.
     sink: Option<Sink>,
     outbox_ready: Arc<Notify>,
+    readiness: Arc<Readiness>,
 }
 
 impl Supervisor<'_> {
@@ -160,11 +175,13 @@ impl Supervisor<'_> {
                                 "replication resumed");
                         }
                         standing_by = false;
+                        self.readiness.set_streaming(true);
                         self.stream(transport, stop).await
                     }
                     Err(err) => Err(err),
                 },
             };
+            self.readiness.set_streaming(false);
             let Err(err) = result else { return Ok(()) };
 
             // Decide, and log each attempt once.
@@ -183,6 +200,7 @@ impl Supervisor<'_> {
                     STANDBY_POLL
                 }
                 Disposition::Retry => {
+                    metrics::counter!(telemetry_metrics::RECONNECTS_TOTAL).increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(slot = %slot, attempt = backoff.attempt,
                         retry_in_ms = delay.as_millis() as u64, error = %err,

@@ -30,6 +30,7 @@ use crate::config::Settings;
 use crate::postgres;
 use crate::replication::slot;
 use crate::schema::SchemaSet;
+use crate::telemetry::metrics as telemetry;
 
 /// How often the folder is scanned for changes.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -92,11 +93,13 @@ async fn reload(settings: &Settings, schemas: &watch::Sender<Arc<SchemaSet>>, re
             }
             tracing::error!(%folder, reason, problems = lint.problems.len(),
                 "schema reload failed: the previous schemas keep running");
+            refused();
             return;
         }
         Err(err) => {
             tracing::error!(%folder, reason, error = %chain(&err),
                 "schema reload failed: the previous schemas keep running");
+            refused();
             return;
         }
     };
@@ -112,6 +115,7 @@ async fn reload(settings: &Settings, schemas: &watch::Sender<Arc<SchemaSet>>, re
             Err(err) => {
                 tracing::error!(%folder, reason, error = %chain(err.as_ref()),
                     "schema reload failed: the previous schemas keep running");
+                refused();
                 return;
             }
         }
@@ -120,6 +124,8 @@ async fn reload(settings: &Settings, schemas: &watch::Sender<Arc<SchemaSet>>, re
     // Switch, then publish the new tables.
     let tables = set.len();
     schemas.send_replace(Arc::new(set));
+    metrics::counter!(telemetry::SCHEMA_RELOADS_TOTAL, telemetry::OUTCOME => telemetry::APPLIED)
+        .increment(1);
     if let Err(err) = alter_publications(settings, &statements).await {
         tracing::error!(%folder, error = %chain(err.as_ref()),
             "schemas reloaded, but the publications could not be updated: run `walguard setup`");
@@ -143,6 +149,11 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+fn refused() {
+    metrics::counter!(telemetry::SCHEMA_RELOADS_TOTAL, telemetry::OUTCOME => telemetry::REFUSED)
+        .increment(1);
 }
 
 async fn plan_publications(

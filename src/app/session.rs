@@ -12,6 +12,7 @@
 //! again, and the violations' unique key makes the second write harmless)
 //! and forgets the relations, which the server sends again.
 
+use crate::telemetry::metrics as telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,6 +138,7 @@ impl Stream {
                 self.pipeline.begin(final_lsn.as_u64(), commit_time_micros, xid);
             }
             ReplicationEvent::XLogData { data, .. } => {
+                metrics::counter!(telemetry::MESSAGES_TOTAL).increment(1);
                 self.pipeline.handle(&data, &mut self.batch)?;
                 if self.batch.len() >= self.max_violations {
                     self.flush(transport, sink).await?;
@@ -144,6 +146,7 @@ impl Stream {
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
                 self.pipeline.commit();
+                metrics::counter!(telemetry::TRANSACTIONS_TOTAL).increment(1);
                 tracing::debug!(lsn = %crate::sink::format_lsn(end_lsn.as_u64()), "commit read");
                 self.advance(end_lsn.as_u64(), transport);
             }
@@ -171,6 +174,8 @@ impl Stream {
         if !self.batch.is_empty() {
             let fresh = sink.write(&self.batch).await?;
             tracing::debug!(violations = self.batch.len(), fresh, "batch written");
+            metrics::counter!(telemetry::BATCHES_TOTAL).increment(1);
+            metrics::counter!(telemetry::VIOLATIONS_TOTAL).increment(fresh as u64);
             self.batch.clear();
         }
         if let Some(lsn) = self.pending_ack.take() {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{SinkSettings, WebhookSettings};
 use crate::schema::{QualifiedName, SchemaSet};
+use crate::telemetry::metrics as telemetry;
 use episode::{Event, TableMonitor};
 
 /// How often the monitors are evaluated: the delay after which an episode is
@@ -130,8 +131,16 @@ pub async fn run(
         }
         match writer.write(&unwritten, &current).await {
             Ok(()) => {
-                tracing::info!(events = unwritten.len(), "monitors: episodes recorded");
-                unwritten.clear();
+                for (table, event) in unwritten.drain(..) {
+                    let (rule, kind) = match &event {
+                        Event::Raised { rule, .. } => (*rule, "raised"),
+                        Event::Resolved { rule, .. } => (*rule, "resolved"),
+                    };
+                    tracing::info!(table = %table, rule, event = kind, "monitor episode recorded");
+                    metrics::counter!(telemetry::MONITOR_EPISODES_TOTAL,
+                        telemetry::RULE => rule, telemetry::EVENT => kind)
+                    .increment(1);
+                }
             }
             Err(err) => tracing::warn!(error = %err, "monitors: failed to record, retrying"),
         }

@@ -1,6 +1,7 @@
 //! walguard's integration tests: one test binary, so that every test shares
 //! one throwaway PostgreSQL server (see `harness`).
 
+mod admin;
 mod alerts;
 mod commands;
 mod fixture;
