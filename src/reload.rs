@@ -9,6 +9,9 @@
 //! has looked the same for [`SETTLE`], so that a file being written is not read
 //! half-way.
 //!
+//! At start, the publications are matched to the loaded files once, in case
+//! files were added or removed while walguard was not running.
+//!
 //! A reload loads and compiles the whole folder, then plans the publications
 //! for its tables (which fails if a table does not exist). If either fails,
 //! the previous schemas keep running and the error is logged; the same files
@@ -57,6 +60,11 @@ pub async fn watch(
             None
         }
     };
+    let current = schemas.borrow().clone();
+    if let Err(err) = reconcile(&settings, &current).await {
+        tracing::error!(error = %chain(err.as_ref()),
+            "the publications could not be matched to the schema files: run `walguard setup`");
+    }
     let dir = settings.schemas.clone();
     let mut loaded = loaded;
     let mut scans = tokio::time::interval(SCAN_INTERVAL);
@@ -149,6 +157,40 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Brings the publications in line with `set` if files were added or removed
+/// while walguard was not running; changes nothing when they already match.
+async fn reconcile(
+    settings: &Settings,
+    set: &SchemaSet,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = postgres::connect(&settings.source.connection, "walguard reload").await?;
+    let names = slot::publication_names(&settings.source.publication);
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables
+             WHERE pubname = ANY($1)",
+            &[&names.to_vec()],
+        )
+        .await?;
+    let published: Vec<(String, String)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let wanted: Vec<(String, String)> = set
+        .tables()
+        .map(|table| (table.table().schema.clone(), table.table().name.clone()))
+        .collect();
+    if published == wanted {
+        return Ok(());
+    }
+    let statements =
+        slot::plan_publications(&client, set, &settings.source.publication, &settings.sink.schema)
+            .await?;
+    for statement in &statements {
+        client.batch_execute(statement).await?;
+    }
+    tracing::info!(tables = wanted.len(), "publications updated to match the schema files");
+    Ok(())
 }
 
 fn refused() {

@@ -153,4 +153,5 @@ async fn init_writes_files_that_pass_check_against_db_and_validate_real_rows() {
     let expected =
         vec![Found::new("public.orders", "insert", "type", Some("amount"), json!({ "id": 3 }))];
     assert_eq!(fixture.violations().await, expected);
+    crate::reload::drop_slot(&fixture).await;
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::fixture::Fixture;
 use crate::harness::wait_until;
-use crate::reload::stop;
+use crate::reload::{drop_slot, stop};
 use crate::running::Running;
 use crate::webhook_receiver::WebhookReceiver;
 
@@ -90,6 +90,7 @@ async fn freshness_is_raised_once_per_episode_and_resolved_once_when_rows_arrive
     let resolutions = all.len() - raises;
     assert!(raises - resolutions <= 1, "every raise but a new open one is resolved: {all:?}");
     stop(running).await;
+    drop_slot(&fixture).await;
 }
 
 #[tokio::test]
@@ -118,4 +119,5 @@ async fn volume_below_the_minimum_is_raised_and_a_full_window_resolves_it() {
     let all = episodes(&fixture).await;
     assert_eq!((all[1].0.as_str(), all[1].1.as_str()), ("volume", "resolved"));
     stop(running).await;
+    drop_slot(&fixture).await;
 }

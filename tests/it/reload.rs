@@ -1,6 +1,7 @@
 //! Reloading schema files while `walguard run` streams: a table added to the
-//! folder is validated without a restart, and a bad file keeps the previous
-//! version running.
+//! folder is validated without a restart, a bad file keeps the previous
+//! version running, and files changed while walguard was stopped update the
+//! publications at the next start.
 
 use std::time::Duration;
 
@@ -19,6 +20,13 @@ const ITEMS: &str = "x-table: public.items\nproperties:\n  qty: {minimum: 1}\n";
 pub async fn stop(mut running: Running) {
     let status = running.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "walguard exited with {status}:\n{}", running.log_text());
+}
+
+/// Drops the fixture's slot once its last walguard has stopped: slots are
+/// cluster-wide and the test server has a limited number.
+pub async fn drop_slot(fixture: &Fixture) {
+    let slot = &fixture.db.name;
+    fixture.db.execute(&format!("SELECT pg_drop_replication_slot('{slot}')")).await;
 }
 
 fn order(id: i64) -> Found {
@@ -72,6 +80,7 @@ async fn a_table_added_to_the_folder_is_validated_without_a_restart() {
     wait_for_violations(&fixture, &running, &[order(1), item(2), order(2), order(3)]).await;
     assert!(running.lines_with("schemas reloaded").len() >= 2, "{}", running.log_text());
     stop(running).await;
+    drop_slot(&fixture).await;
 }
 
 #[tokio::test]
@@ -106,4 +115,22 @@ async fn a_bad_file_on_reload_keeps_the_previous_version_running() {
     fixture.db.execute("INSERT INTO orders VALUES (3, 5)").await;
     wait_for_violations(&fixture, &running, &[order(1), order(2), order(3)]).await;
     stop(running).await;
+    drop_slot(&fixture).await;
+}
+
+#[tokio::test]
+async fn a_file_added_while_walguard_was_stopped_is_published_at_the_next_start() {
+    let fixture = Fixture::new("reload_start", DDL, &[("public.orders.yaml", ORDERS)]).await;
+    fixture.setup().await;
+    fixture.write_schema("public.items.yaml", ITEMS);
+
+    let running = Running::start(&fixture);
+    wait_until(Duration::from_secs(30), "items is published", async || {
+        published(&fixture, "items").await
+    })
+    .await;
+    fixture.db.execute("INSERT INTO items VALUES (1, 0)").await;
+    wait_for_violations(&fixture, &running, &[item(1)]).await;
+    stop(running).await;
+    drop_slot(&fixture).await;
 }
