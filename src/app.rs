@@ -23,14 +23,16 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::monitor::{self, Activity};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::postgres::{self, ConnectError};
 use crate::references::Checker;
+use crate::reload;
 use crate::replication::{SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError};
@@ -83,6 +85,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), RunError> {
     // Load and compile the schema files before touching any database.
+    let loaded = reload::fingerprint(&settings.schemas);
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
 
@@ -103,16 +106,39 @@ pub async fn run(
         dispatcher_stop.clone(),
     ));
 
+    // Reload the schema files on SIGHUP and on change, and run the monitors,
+    // both following the current schemas.
+    let (schemas_sender, current_schemas) = watch::channel(schemas.clone());
+    let reloader = tokio::spawn(reload::watch(
+        settings.clone(),
+        loaded,
+        schemas_sender,
+        dispatcher_stop.clone(),
+    ));
+    let activity = Arc::new(Activity::default());
+    let monitors = tokio::spawn(monitor::run(
+        settings.sink.clone(),
+        settings.webhooks.clone(),
+        outbox_ready.clone(),
+        current_schemas.clone(),
+        activity.clone(),
+        dispatcher_stop.clone(),
+    ));
+
     // Stream, session after session, until stopped.
-    let checker = Checker::new(&schemas, settings.source.connection.clone());
-    let stream = Stream::new(Pipeline::new(schemas), checker, &settings.sink, options.until_lsn);
+    let checker = Checker::new(settings.source.connection.clone());
+    let mut pipeline = Pipeline::new(schemas);
+    pipeline.set_activity(activity);
+    let mut stream = Stream::new(pipeline, checker, &settings.sink, options.until_lsn);
+    stream.follow_reloads(current_schemas);
     let mut supervisor =
         Supervisor { settings: &settings, stream, sink: None, outbox_ready, readiness };
     let result = supervisor.run(&stop).await;
 
-    // Then stop the dispatcher and the admin listener.
+    // Then stop the dispatcher, the reloader, the monitors and the admin
+    // listener.
     dispatcher_stop.cancel();
-    let _ = dispatcher.await;
+    let _ = tokio::join!(dispatcher, reloader, monitors);
     admin_stop.cancel();
     let load = supervisor.stream.reference_load();
     if load.checks > 0 {

@@ -14,11 +14,12 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::drift;
+use crate::monitor::Activity;
 use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple, Tuple};
 use crate::references::{self, KnownKeys, ReferenceCheck};
 use crate::relation::{CachedRelation, RelationCache, RelationChange};
 use crate::row::{self, Row, RowError};
-use crate::schema::{SchemaSet, TableSchema};
+use crate::schema::{QualifiedName, SchemaSet, TableSchema};
 use crate::sink::{Batch, Resolution, Violation, format_lsn};
 use crate::validate::{self, OldRow, Operation, Outcome, REDACTED};
 
@@ -85,10 +86,10 @@ struct Plan {
 /// Turns one session's messages into violations.
 pub struct Pipeline {
     schemas: Arc<SchemaSet>,
+    /// Reloaded schemas waiting for the open transaction to commit.
+    next_schemas: Option<Arc<SchemaSet>>,
     relations: RelationCache,
     transaction: Option<Transaction>,
-    /// The referenced columns, in [`references::targets`] order.
-    targets: Vec<crate::schema::ColumnRef>,
     plans: HashMap<Oid, Plan>,
     /// Tables with violation states not yet resolved: only their rows need a
     /// resolution.
@@ -99,23 +100,41 @@ pub struct Pipeline {
     known: KnownKeys,
     /// Referencing values settled by `known` without a check.
     known_hits: u64,
+    /// Inserts of the open transaction into tables with monitors.
+    inserts: Inserts,
 }
 
 impl Pipeline {
     pub fn new(schemas: Arc<SchemaSet>) -> Self {
-        let targets = references::targets(&schemas);
-        let known = KnownKeys::new(targets.len());
+        let known = KnownKeys::new(references::targets(&schemas));
         Pipeline {
             known,
             known_hits: 0,
             schemas,
             relations: RelationCache::default(),
             transaction: None,
-            targets,
             plans: HashMap::new(),
             open_tables: HashSet::new(),
             unknown: HashSet::new(),
+            next_schemas: None,
+            inserts: Inserts::default(),
         }
+    }
+
+    /// Switches to reloaded schemas between transactions: at once when none
+    /// is open, else at its commit, so that one transaction is validated
+    /// against one version of the files.
+    pub fn replace_schemas(&mut self, schemas: Arc<SchemaSet>) {
+        if self.in_transaction() {
+            self.next_schemas = Some(schemas);
+        } else {
+            self.switch_schemas(schemas);
+        }
+    }
+
+    /// Hands the monitors what the committed transactions inserted.
+    pub fn set_activity(&mut self, activity: Arc<Activity>) {
+        self.inserts.activity = Some(activity);
     }
 
     /// Forgets relations: the server sends them again in a new session.
@@ -123,6 +142,10 @@ impl Pipeline {
         self.relations.clear();
         self.plans.clear();
         self.transaction = None;
+        self.inserts.counts.clear();
+        if let Some(schemas) = self.next_schemas.take() {
+            self.switch_schemas(schemas);
+        }
     }
 
     /// How many referencing values the known keys settled at once.
@@ -163,6 +186,10 @@ impl Pipeline {
 
     pub fn commit(&mut self) {
         self.transaction = None;
+        self.inserts.commit();
+        if let Some(schemas) = self.next_schemas.take() {
+            self.switch_schemas(schemas);
+        }
     }
 
     /// Handles one message between Begin and Commit (or a Relation or Type
@@ -206,6 +233,9 @@ impl Pipeline {
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
             return Ok(());
         };
+        if operation == Operation::Insert && !schema.monitors().is_empty() {
+            self.inserts.count(schema.table());
+        }
         let plan = self.plans.get(&relation);
 
         // Validate the row, with its previous version for transition rules.
@@ -278,10 +308,11 @@ impl Pipeline {
             }
             let name = &column.name;
             let pii = schema.is_pii(name);
+            let reference = &self.known.targets()[target];
             let message = if pii {
-                format!("{name} has no matching row in {}", self.targets[target])
+                format!("{name} has no matching row in {reference}")
             } else {
-                format!("{name} {text} has no matching row in {}", self.targets[target])
+                format!("{name} {text} has no matching row in {reference}")
             };
             let value = if pii {
                 Value::from(REDACTED)
@@ -289,7 +320,7 @@ impl Pipeline {
                 row.values.get(name).cloned().unwrap_or(Value::Null)
             };
             out.references.push(ReferenceCheck {
-                target,
+                target: reference.clone(),
                 value: text.to_owned(),
                 window,
                 violation: stamp.violation(
@@ -354,7 +385,8 @@ impl Pipeline {
         let Some(cached) = self.relations.get(oid) else { return };
         let rel = &cached.relation;
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
-            self.plans.remove(&oid);
+            // Kept, so that a reload that adds a schema for it plans it.
+            self.plans.insert(oid, Plan::default());
             return;
         };
 
@@ -385,11 +417,37 @@ impl Pipeline {
             }
         }
 
-        // Which columns reference others, and which are referenced.
+        if let Some(plan) = self.plan(oid) {
+            self.plans.insert(oid, plan);
+        }
+    }
+
+    /// Uses reloaded schemas: the referenced columns and every relation's
+    /// plan follow them, since the server does not resend relations.
+    fn switch_schemas(&mut self, schemas: Arc<SchemaSet>) {
+        self.schemas = schemas;
+        let targets = references::targets(&self.schemas);
+        if targets != self.known.targets() {
+            self.known = KnownKeys::new(targets);
+        }
+        let oids: Vec<Oid> = self.plans.keys().copied().collect();
+        self.plans.clear();
+        for oid in oids {
+            if let Some(plan) = self.plan(oid) {
+                self.plans.insert(oid, plan);
+            }
+        }
+    }
+
+    /// Which columns of a relation reference others, and which are
+    /// referenced, from its schema file.
+    fn plan(&self, oid: Oid) -> Option<Plan> {
+        let rel = &self.relations.get(oid)?.relation;
+        let schema = self.schemas.get(&rel.namespace, &rel.name)?;
+        let targets = self.known.targets();
         let position = |name: &str| rel.columns.iter().position(|column| column.name == name);
-        let target_index = |target: &crate::schema::ColumnRef| {
-            self.targets.iter().position(|candidate| candidate == target)
-        };
+        let target_index =
+            |target: &crate::schema::ColumnRef| targets.iter().position(|t| t == target);
         let mut plan = Plan {
             transition_rules: schema.rules().iter().any(|rule| rule.uses_old()),
             open: self.open_tables.contains(&(rel.namespace.clone(), rel.name.clone())),
@@ -403,14 +461,14 @@ impl Pipeline {
                 plan.references.push((index, target, column.reference_window()));
             }
         }
-        for (target, reference) in self.targets.iter().enumerate() {
+        for (target, reference) in targets.iter().enumerate() {
             if reference.table == schema.table
                 && let Some(index) = position(&reference.column)
             {
                 plan.targets.push((index, target));
             }
         }
-        self.plans.insert(oid, plan);
+        Some(plan)
     }
 
     /// A deleted row settles every open state of its key.
@@ -514,6 +572,34 @@ impl Stamp<'_> {
             keep_rules,
             keep_columns: row.unchanged.clone(),
             only_reference: None,
+        }
+    }
+}
+
+/// Inserts into monitored tables, counted per transaction and handed to the
+/// monitors at commit (a rolled-back transaction never reaches the stream).
+#[derive(Default)]
+struct Inserts {
+    counts: Vec<(QualifiedName, u64)>,
+    activity: Option<Arc<Activity>>,
+}
+
+impl Inserts {
+    fn count(&mut self, table: &QualifiedName) {
+        if self.activity.is_none() {
+            return;
+        }
+        match self.counts.iter_mut().find(|(name, _)| name == table) {
+            Some((_, count)) => *count += 1,
+            None => self.counts.push((table.clone(), 1)),
+        }
+    }
+
+    fn commit(&mut self) {
+        if let Some(activity) = &self.activity
+            && !self.counts.is_empty()
+        {
+            activity.record(self.counts.drain(..));
         }
     }
 }

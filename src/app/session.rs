@@ -15,9 +15,11 @@
 //! and forgets the relations, which the server sends again.
 
 use crate::telemetry::metrics as telemetry;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgwire_replication::ReplicationEvent;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +28,7 @@ use crate::config::SinkSettings;
 use crate::pipeline::{Output, Pipeline};
 use crate::references::{Checker, Load};
 use crate::replication::{Progress, Transport};
+use crate::schema::SchemaSet;
 use crate::sink::Sink;
 
 /// The state of the stream, kept across sessions.
@@ -34,6 +37,9 @@ pub(super) struct Stream {
     checker: Checker,
     /// Whether the tables with open violation states were read from the sink.
     open_states_read: bool,
+    /// Reloaded schemas, switched to between transactions; `None` when
+    /// nothing reloads them.
+    schemas: Option<watch::Receiver<Arc<SchemaSet>>>,
     progress: Progress,
     batch: Output,
     /// The furthest position that becomes durable once `batch` is written.
@@ -43,6 +49,13 @@ pub(super) struct Stream {
     max_violations: usize,
     max_delay: Duration,
     until_lsn: Option<u64>,
+}
+
+/// The next reloaded schemas, or `None` once the reloader has gone.
+async fn changed(schemas: &mut Option<watch::Receiver<Arc<SchemaSet>>>) -> Option<Arc<SchemaSet>> {
+    let receiver = schemas.as_mut()?;
+    receiver.changed().await.ok()?;
+    Some(receiver.borrow_and_update().clone())
 }
 
 impl Stream {
@@ -56,6 +69,7 @@ impl Stream {
             pipeline,
             checker,
             open_states_read: false,
+            schemas: None,
             progress: Progress::default(),
             batch: Output::default(),
             pending_ack: None,
@@ -64,6 +78,11 @@ impl Stream {
             max_delay: sink.batch_max_delay,
             until_lsn,
         }
+    }
+
+    /// Switches the pipeline to each set of schemas `schemas` receives.
+    pub(super) fn follow_reloads(&mut self, schemas: watch::Receiver<Arc<SchemaSet>>) {
+        self.schemas = Some(schemas);
     }
 
     /// The furthest position acknowledged in any session.
@@ -125,6 +144,13 @@ impl Stream {
                 _ = tokio::time::sleep_until(references_due.unwrap_or_else(Instant::now)),
                     if references_due.is_some() && !self.pipeline.in_transaction() => {
                     self.flush(transport, sink).await?;
+                    continue;
+                }
+                changed = changed(&mut self.schemas), if self.schemas.is_some() => {
+                    match changed {
+                        Some(schemas) => self.pipeline.replace_schemas(schemas),
+                        None => self.schemas = None,
+                    }
                     continue;
                 }
                 event = transport.recv() => event?,

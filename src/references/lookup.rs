@@ -11,7 +11,7 @@
 //! Every query and the connection itself are bounded by [`TIMEOUT`]; after a
 //! failure the connection is dropped and opened again on next use.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio_postgres::Client;
@@ -40,22 +40,21 @@ pub(super) struct Lookup {
     source: ConnectionSettings,
     client: Option<Client>,
     /// Per target: the query, or `None` once the column was found missing.
-    statements: Vec<Option<Option<String>>>,
+    statements: HashMap<ColumnRef, Option<String>>,
 }
 
 impl Lookup {
-    pub(super) fn new(source: ConnectionSettings, targets: usize) -> Self {
-        Lookup { source, client: None, statements: vec![None; targets] }
+    pub(super) fn new(source: ConnectionSettings) -> Self {
+        Lookup { source, client: None, statements: HashMap::new() }
     }
 
-    /// The keys among `keys` that exist; each is (target index, value).
+    /// The keys among `keys` that exist; each is (target, value).
     pub(super) async fn find(
         &mut self,
-        targets: &[ColumnRef],
-        keys: &[(usize, &str)],
+        keys: &[(&ColumnRef, &str)],
         load: &mut Load,
-    ) -> Result<HashSet<(usize, String)>, LookupError> {
-        let result = self.find_all(targets, keys, load).await;
+    ) -> Result<HashSet<(ColumnRef, String)>, LookupError> {
+        let result = self.find_all(keys, load).await;
         if result.is_err() {
             self.client = None;
         }
@@ -64,25 +63,24 @@ impl Lookup {
 
     async fn find_all(
         &mut self,
-        targets: &[ColumnRef],
-        keys: &[(usize, &str)],
+        keys: &[(&ColumnRef, &str)],
         load: &mut Load,
-    ) -> Result<HashSet<(usize, String)>, LookupError> {
+    ) -> Result<HashSet<(ColumnRef, String)>, LookupError> {
+        let mut targets: Vec<&ColumnRef> = keys.iter().map(|(target, _)| *target).collect();
+        targets.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
+        targets.dedup();
         let mut found = HashSet::new();
-        for (index, target) in targets.iter().enumerate() {
+        for target in targets {
             let mut values: Vec<&str> =
-                keys.iter().filter(|(t, _)| *t == index).map(|(_, value)| *value).collect();
-            if values.is_empty() {
-                continue;
-            }
+                keys.iter().filter(|(t, _)| *t == target).map(|(_, value)| *value).collect();
             values.sort_unstable();
             values.dedup();
-            let Some(statement) = self.statement(index, target, load).await? else {
+            let Some(statement) = self.statement(target, load).await? else {
                 continue;
             };
             let client = self.client().await?;
             for value in query(client, &statement, target, &values, load).await? {
-                found.insert((index, value));
+                found.insert((target.clone(), value));
             }
         }
         Ok(found)
@@ -92,11 +90,10 @@ impl Lookup {
     /// column does not exist, which makes every value missing.
     async fn statement(
         &mut self,
-        index: usize,
         target: &ColumnRef,
         load: &mut Load,
     ) -> Result<Option<String>, LookupError> {
-        if let Some(statement) = &self.statements[index] {
+        if let Some(statement) = self.statements.get(target) {
             return Ok(statement.clone());
         }
         let client = self.client().await?;
@@ -124,7 +121,7 @@ impl Lookup {
             tracing::error!(target = %target, "referenced column does not exist; \
                 every value referencing it is reported");
         }
-        self.statements[index] = Some(statement.clone());
+        self.statements.insert(target.clone(), statement.clone());
         Ok(statement)
     }
 

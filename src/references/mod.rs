@@ -71,14 +71,26 @@ pub fn targets(schemas: &SchemaSet) -> Vec<ColumnRef> {
 /// Keys known to exist, per referenced column: bounded LRUs, so memory stays
 /// fixed however many keys the stream carries.
 pub struct KnownKeys {
+    targets: Vec<ColumnRef>,
     caches: Vec<LruCache<String, ()>>,
 }
 
 impl KnownKeys {
-    /// Empty caches for `targets` referenced columns.
-    pub fn new(targets: usize) -> Self {
+    /// Empty caches for the referenced columns `targets` (see [`targets`]).
+    pub fn new(targets: Vec<ColumnRef>) -> Self {
         let capacity = NonZeroUsize::new(KNOWN_KEYS).unwrap_or(NonZeroUsize::MIN);
-        KnownKeys { caches: (0..targets).map(|_| LruCache::new(capacity)).collect() }
+        let caches = targets.iter().map(|_| LruCache::new(capacity)).collect();
+        KnownKeys { targets, caches }
+    }
+
+    /// The referenced columns; a target index points into this list.
+    pub fn targets(&self) -> &[ColumnRef] {
+        &self.targets
+    }
+
+    /// The index of a referenced column, if the current schemas name it.
+    pub fn index_of(&self, target: &ColumnRef) -> Option<usize> {
+        self.targets.iter().position(|candidate| candidate == target)
     }
 
     /// Whether `value` is known to exist in target `target`.
@@ -99,8 +111,8 @@ impl KnownKeys {
 /// One referencing value to find.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReferenceCheck {
-    /// Index into [`targets`].
-    pub target: usize,
+    /// The referenced column.
+    pub target: ColumnRef,
     /// The value as the server sent it (text).
     pub value: String,
     /// The column's grace window.
@@ -132,7 +144,7 @@ impl Load {
 
 /// A check being settled: fresh from the stream or read back from the sink.
 struct Waiting {
-    target: usize,
+    target: ColumnRef,
     value: String,
     /// When a missing key becomes a violation.
     due: SystemTime,
@@ -143,7 +155,6 @@ struct Waiting {
 
 /// Settles reference checks; owns the look-up connection and the cache.
 pub struct Checker {
-    targets: Vec<ColumnRef>,
     lookup: lookup::Lookup,
     next_due: Option<SystemTime>,
     refresh_due: bool,
@@ -151,12 +162,10 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// A checker for `schemas`; connects to `source` on first need.
-    pub fn new(schemas: &SchemaSet, source: ConnectionSettings) -> Self {
-        let targets = targets(schemas);
+    /// A checker that connects to `source` on first need.
+    pub fn new(source: ConnectionSettings) -> Self {
         Checker {
-            lookup: lookup::Lookup::new(source, targets.len()),
-            targets,
+            lookup: lookup::Lookup::new(source),
             next_due: None,
             refresh_due: true,
             load: Load::default(),
@@ -211,8 +220,8 @@ impl Checker {
         let mut waiting = Vec::new();
         for check in checks {
             self.load.checks += 1;
-            let key = (check.target, check.value);
-            if known.contains(key.0, &key.1) {
+            let index = known.index_of(&check.target);
+            if index.is_some_and(|index| known.contains(index, &check.value)) {
                 self.load.cache_hits += 1;
                 if check.resolve {
                     batch.resolutions.push(reference_resolution(&check.violation));
@@ -221,8 +230,8 @@ impl Checker {
             }
             let window = check.window.unwrap_or_default();
             waiting.push(Waiting {
-                target: key.0,
-                value: key.1,
+                target: check.target,
+                value: check.value,
                 due: commit_time(&check.violation) + window,
                 violation: check.violation,
                 stored: false,
@@ -230,16 +239,16 @@ impl Checker {
             });
         }
         if self.next_due.is_some_and(|due| due <= now) {
-            self.read_due(sink, now, &mut waiting, batch).await?;
+            self.read_due(sink, now, &mut waiting).await?;
         }
         if waiting.is_empty() {
             return Ok(HashSet::new());
         }
 
         // Look the rest up; a failure puts them all off, stored.
-        let keys: Vec<(usize, &str)> =
-            waiting.iter().map(|w| (w.target, w.value.as_str())).collect();
-        let found = match self.lookup.find(&self.targets, &keys, &mut self.load).await {
+        let keys: Vec<(&ColumnRef, &str)> =
+            waiting.iter().map(|w| (&w.target, w.value.as_str())).collect();
+        let found = match self.lookup.find(&keys, &mut self.load).await {
             Ok(found) => found,
             Err(err) => {
                 tracing::warn!(error = %err, checks = waiting.len(),
@@ -255,18 +264,19 @@ impl Checker {
         // Sort each check into found, still waiting, or missing.
         let mut flagged = HashSet::new();
         for w in waiting {
-            let key = (w.target, w.value);
-            if found.contains(&key) {
+            if found.contains(&(w.target.clone(), w.value.clone())) {
                 if w.stored {
                     batch.pending_done.push(w.violation.dedup_key());
                 }
                 if w.resolve {
                     batch.resolutions.push(reference_resolution(&w.violation));
                 }
-                known.insert(key.0, &key.1);
+                if let Some(index) = known.index_of(&w.target) {
+                    known.insert(index, &w.value);
+                }
             } else if w.due > now {
                 let due = w.due;
-                self.store(batch, Waiting { target: key.0, value: key.1, ..w }, due);
+                self.store(batch, w, due);
             } else {
                 if w.stored {
                     batch.pending_done.push(w.violation.dedup_key());
@@ -284,18 +294,12 @@ impl Checker {
         sink: &Sink,
         now: SystemTime,
         waiting: &mut Vec<Waiting>,
-        batch: &mut Batch,
     ) -> Result<(), SinkError> {
         self.refresh_due = true;
         self.next_due = None;
         for pending in sink.due_references(now, DUE_BATCH).await? {
-            let Some(target) = self.targets.iter().position(|t| *t == pending.target) else {
-                // The schema no longer references that column.
-                batch.pending_done.push(pending.id());
-                continue;
-            };
             waiting.push(Waiting {
-                target,
+                target: pending.target,
                 value: pending.value,
                 due: pending.due,
                 violation: pending.violation,
@@ -312,7 +316,7 @@ impl Checker {
             self.next_due = Some(self.next_due.map_or(due, |next| next.min(due)));
         }
         batch.pending_added.push(PendingReference {
-            target: self.targets[waiting.target].clone(),
+            target: waiting.target,
             value: waiting.value,
             due,
             violation: waiting.violation,

@@ -1,8 +1,8 @@
 //! The slot and publications walguard reads from, planned from the schema
 //! files and checked before streaming.
 //!
-//! Two publications share the configured name: `<name>` publishes inserts and
-//! updates, `<name>_inserts` publishes only inserts. PostgreSQL refuses an
+//! Two publications share the configured name: `<name>` publishes inserts,
+//! updates and deletes, `<name>_inserts` only inserts. PostgreSQL refuses an
 //! UPDATE or DELETE on a table that a publication publishes them for when the
 //! table has no replica identity (PostgreSQL documentation, section 31.1
 //! "Publication"), so a table without a primary key, replica identity index or
@@ -64,6 +64,28 @@ pub async fn plan(
     publication: &str,
     own_schema: &str,
 ) -> Result<Vec<String>, SlotError> {
+    let mut statements = plan_publications(client, schemas, publication, own_schema).await?;
+    let existing = client
+        .query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(SlotError::sql("look up the replication slot"))?;
+    if existing.is_none() {
+        statements.push(format!(
+            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+            quote_literal(slot)
+        ));
+    }
+    Ok(statements)
+}
+
+/// The statements that make the publications list exactly the tables of
+/// `schemas`; also what a reload runs when tables come or go.
+pub async fn plan_publications(
+    client: &Client,
+    schemas: &SchemaSet,
+    publication: &str,
+    own_schema: &str,
+) -> Result<Vec<String>, SlotError> {
     let database: String = client
         .query_one("SELECT current_database()", &[])
         .await
@@ -112,17 +134,6 @@ pub async fn plan(
     let mut statements =
         publication_statements(client, &main, "insert, update, delete", &full).await?;
     statements.extend(publication_statements(client, &inserts, "insert", &inserts_only).await?);
-
-    let existing = client
-        .query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-        .await
-        .map_err(SlotError::sql("look up the replication slot"))?;
-    if existing.is_none() {
-        statements.push(format!(
-            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
-            quote_literal(slot)
-        ));
-    }
     Ok(statements)
 }
 

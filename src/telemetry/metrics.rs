@@ -23,7 +23,13 @@ pub const STREAMING: &str = "walguard_streaming";
 /// Webhook delivery attempts, by `outcome`.
 pub const WEBHOOK_ATTEMPTS_TOTAL: &str = "walguard_webhook_attempts_total";
 
-/// The `outcome` label of [`WEBHOOK_ATTEMPTS_TOTAL`].
+/// Schema reloads, by `outcome` ([`APPLIED`] or [`REFUSED`]).
+pub const SCHEMA_RELOADS_TOTAL: &str = "walguard_schema_reloads_total";
+/// Monitor episodes written, by `rule` (`freshness`, `volume`) and `event`
+/// (`raised`, `resolved`).
+pub const MONITOR_EPISODES_TOTAL: &str = "walguard_monitor_episodes_total";
+
+/// The `outcome` label of [`WEBHOOK_ATTEMPTS_TOTAL`] and [`SCHEMA_RELOADS_TOTAL`].
 pub const OUTCOME: &str = "outcome";
 /// A delivery the endpoint accepted.
 pub const DELIVERED: &str = "delivered";
@@ -31,6 +37,14 @@ pub const DELIVERED: &str = "delivered";
 pub const RETRIED: &str = "retried";
 /// A delivery given up after its last attempt.
 pub const DEAD: &str = "dead";
+/// A reload whose schemas now run.
+pub const APPLIED: &str = "applied";
+/// A reload that left the previous schemas running.
+pub const REFUSED: &str = "refused";
+/// The `rule` label of [`MONITOR_EPISODES_TOTAL`].
+pub const RULE: &str = "rule";
+/// The `event` label of [`MONITOR_EPISODES_TOTAL`].
+pub const EVENT: &str = "event";
 
 /// Describes every metric, so a scrape shows help text and units.
 pub fn describe() {
@@ -43,4 +57,6 @@ pub fn describe() {
     describe_counter!(RECONNECTS_TOTAL, "replication sessions retried after an error");
     describe_gauge!(STREAMING, "1 while a replication session is streaming");
     describe_counter!(WEBHOOK_ATTEMPTS_TOTAL, "webhook delivery attempts by outcome");
+    describe_counter!(SCHEMA_RELOADS_TOTAL, "schema reloads by outcome");
+    describe_counter!(MONITOR_EPISODES_TOTAL, "monitor episodes written by rule and event");
 }

@@ -3,9 +3,12 @@
 
 mod admin;
 mod alerts;
+mod commands;
 mod fixture;
 mod harness;
+mod monitors;
 mod pipeline;
+mod reload;
 mod resilience;
 mod rules;
 mod running;
