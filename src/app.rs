@@ -86,7 +86,7 @@ pub async fn run(
     tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
         "streaming");
     let mut stream = Stream {
-        pipeline: Pipeline::new(schemas),
+        pipeline: Pipeline::new(schemas).with_origins(settings.source.origins),
         progress: Progress::default(),
         batch: Vec::new(),
         pending_ack: None,

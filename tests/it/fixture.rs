@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 
+use walguard::throwaway::ThrowawayPostgres;
+
 use crate::harness::{TestDb, chain};
 
 /// One violation row, reduced to what tests compare.
@@ -47,7 +49,20 @@ pub struct Fixture {
 impl Fixture {
     /// Creates the database, runs `ddl`, writes the schema files.
     pub async fn new(name: &str, ddl: &str, schemas: &[(&str, &str)]) -> Fixture {
-        let db = TestDb::new(name).await;
+        Fixture::with_db(TestDb::new(name).await, ddl, schemas).await
+    }
+
+    /// Like [`Fixture::new`], on a server the test started itself.
+    pub async fn on(
+        server: &ThrowawayPostgres,
+        name: &str,
+        ddl: &str,
+        schemas: &[(&str, &str)],
+    ) -> Fixture {
+        Fixture::with_db(TestDb::on(server, name).await, ddl, schemas).await
+    }
+
+    async fn with_db(db: TestDb, ddl: &str, schemas: &[(&str, &str)]) -> Fixture {
         db.execute(ddl).await;
         let dir = tempfile::tempdir().expect("a temporary folder");
         std::fs::create_dir(dir.path().join("schemas")).expect("a schemas folder");

@@ -49,6 +49,11 @@ pub struct TestDb {
 impl TestDb {
     /// Creates a database named after `name_hint` plus a counter and connects.
     pub async fn new(name_hint: &str) -> TestDb {
+        TestDb::on(server(), name_hint).await
+    }
+
+    /// Creates a database on `server`, for a test that runs its own server.
+    pub async fn on(server: &ThrowawayPostgres, name_hint: &str) -> TestDb {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let hint: String = name_hint
             .chars()
@@ -56,7 +61,7 @@ impl TestDb {
             .take(40)
             .collect();
         let name = format!("t{}_{hint}", NEXT.fetch_add(1, Ordering::Relaxed));
-        let url = server()
+        let url = server
             .create_database(&name)
             .await
             .unwrap_or_else(|err| panic!("failed to create test database {name}: {}", chain(&err)));

@@ -4,5 +4,8 @@
 mod fixture;
 mod harness;
 mod pipeline;
+mod shapes;
 mod smoke;
+mod transactions;
+mod types;
 mod webhook_receiver;
