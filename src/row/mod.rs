@@ -19,6 +19,8 @@
 
 mod array;
 mod kind;
+#[cfg(test)]
+mod properties;
 mod value;
 
 use serde_json::{Map, Value};
