@@ -24,6 +24,7 @@ use crate::postgres::{self, ConnectError};
 use crate::replication::{Progress, SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError, Violation};
+use crate::type_catalog;
 
 /// How long a stop waits for the final acknowledgement to reach the server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -68,6 +69,9 @@ pub async fn run(
     let source = postgres::connect(&settings.source.connection, "walguard").await?;
     let publications =
         slot::check(&source, &settings.source.slot, &settings.source.publication).await?;
+    let type_kinds = type_catalog::load(&source)
+        .await
+        .map_err(|source| SlotError::Sql { action: "read user-defined types", source })?;
     drop(source);
     let outbox_ready = Arc::new(Notify::new());
     let mut sink = Sink::connect(&settings.sink, &settings.webhooks, outbox_ready.clone()).await?;
@@ -86,7 +90,9 @@ pub async fn run(
     tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
         "streaming");
     let mut stream = Stream {
-        pipeline: Pipeline::new(schemas).with_origins(settings.source.origins),
+        pipeline: Pipeline::new(schemas)
+            .with_type_kinds(type_kinds)
+            .with_origins(settings.source.origins),
         progress: Progress::default(),
         batch: Vec::new(),
         pending_ack: None,

@@ -72,6 +72,13 @@ impl Pipeline {
         }
     }
 
+    /// Reads user-defined types by these kinds, from the catalog, rather than
+    /// by their Type messages' names.
+    pub fn with_type_kinds(mut self, kinds: crate::type_catalog::TypeKinds) -> Self {
+        self.relations = RelationCache::with_catalog(kinds);
+        self
+    }
+
     /// Chooses which transactions to validate by their replication origin.
     pub fn with_origins(mut self, origins: Origins) -> Self {
         self.origins = origins;

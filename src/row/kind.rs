@@ -57,16 +57,13 @@ pub enum ValueKind {
         delimiter: u8,
     },
     /// A user-defined type named `_name`, which is how PostgreSQL names array
-    /// types. The Type message does not say the element type, so elements stay
-    /// text, even for an array of a domain over a number. A user may also give a
-    /// non-array type such a name: its text is kept as a string when it is not
-    /// an array literal, but a value that happens to be one (an enum label
-    /// `{a}`) is read as an array.
-    ///
-    /// TODO: look up the element type (`pg_type.typelem`) of user-defined array
-    /// types over the SQL connection, so that arrays of domains over numbers
-    /// become numbers and a non-array type named `_name` is never mistaken for
-    /// an array.
+    /// types, that the catalog read at start did not describe (see
+    /// [`crate::type_catalog`]): one created while walguard runs. The Type
+    /// message does not say the element type, so elements stay text, even for
+    /// an array of a domain over a number. A user may also give a non-array
+    /// type such a name: its text is kept as a string when it is not an array
+    /// literal, but a value that happens to be one (an enum label `{a}`) is
+    /// read as an array until walguard restarts and reads the catalog again.
     UserArray,
 }
 

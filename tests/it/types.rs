@@ -173,9 +173,10 @@ CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE DOMAIN posint AS integer CHECK (VALUE > 0);
 CREATE DOMAIN mail AS text;
 CREATE TYPE pair AS (a int, b text);
+CREATE TYPE _odd AS ENUM ('{a}', 'b');
 CREATE TABLE misc (id int8 PRIMARY KEY, m mood, p posint, e mail, pr pair, r int4range,
                    b bytea, mo money, u uuid, ip inet, net cidr, bits bit(4), vb varbit,
-                   x xml, j json, jb jsonb, ok bool, ch char(3));
+                   x xml, j json, jb jsonb, ok bool, ch char(3), ps posint[], odd _odd);
 ";
     let schema = r#"
 x-table: public.misc
@@ -197,12 +198,16 @@ properties:
   jb:   {type: array, items: {type: number}}
   ok:   {const: true}
   ch:   {type: string, maxLength: 3}
+  ps:   {type: array, items: {type: integer, maximum: 100}}
+  odd:  {enum: ['{a}']}
 "#;
     let rows = r#"
 INSERT INTO misc VALUES (1, 'ok', 7, 'a@b.example', '(1,"x, y")', '[1,5)', '\xdead', 12.5,
                          'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '192.168.0.1', '10.0.0.0/8',
                          B'1010', B'101', '<note>hi</note>',
-                         '{"name": "\u00e9\ud83d\ude00"}', '[1, 2.50, 1e400]', true, 'ab');
+                         '{"name": "\u00e9\ud83d\ude00"}', '[1, 2.50, 1e400]', true, 'ab',
+                         '{1,100}', '{a}');
+INSERT INTO misc (id, ps, odd) VALUES (8, '{1,101}', 'b');
 INSERT INTO misc (id, m, p) VALUES (2, 'sad', 500);
 INSERT INTO misc (id, e, pr) VALUES (3, 'not-an-email', '(,x)');
 INSERT INTO misc (id, r, b) VALUES (4, 'empty', '\xdeadbeef');
@@ -227,6 +232,8 @@ INSERT INTO misc (id, j, jb, ok) VALUES (7, '{"name": "e"}', '[1, "2"]', false);
         insert("misc", "const", "j", 7),
         insert("misc", "type", "jb", 7),
         insert("misc", "const", "ok", 7),
+        insert("misc", "maximum", "ps", 8),
+        insert("misc", "enum", "odd", 8),
     ];
     assert_eq!(found, sorted(expected));
 }
