@@ -1,19 +1,28 @@
-//! `walguard run`: the loop that reads the stream, validates, writes batches
-//! and acknowledges, and its orderly shutdown.
+//! `walguard run`: the supervisor that keeps a streaming session going
+//! through restarts and cuts, and its orderly shutdown.
 //!
-//! Violations collect in a batch that is written when it is full, or at the
-//! latest `batch_max_delay` after the first commit it waits for. Only after
-//! the write returns is the newest commit in it acknowledged. A transaction
-//! larger than a batch is written in several batches before its commit
-//! arrives, which bounds memory; its position is acknowledged at its commit.
+//! Each session checks the slot and publications, opens the sink if it is not
+//! open, starts the replication stream from the slot's confirmed position and
+//! streams ([`session`]). When a session fails, [`reconnect`] decides: a
+//! transient failure (a cut connection, a server restart, a terminated
+//! walsender or sink backend) reconnects after a capped exponential backoff
+//! with jitter, logging each attempt once; a slot held by another consumer
+//! makes this walguard stand by until it can take the slot over; anything
+//! else stops the run with a message that says what to do. Nothing is lost
+//! in between: the batch that was not written is dropped, the slot sends its
+//! changes again, and the violations' unique key drops what was written twice.
 //!
 //! On SIGTERM or Ctrl-C (the `stop` token) the current batch is written, its
 //! position acknowledged and reported to the server, and the stream closed.
+//! A stop during a backoff or a standby wait returns at once.
+
+mod oversized;
+mod reconnect;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgwire_replication::ReplicationEvent;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -21,10 +30,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::postgres::{self, ConnectError};
-use crate::replication::{Progress, SlotError, Transport, TransportError, slot};
+use crate::replication::{SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
-use crate::sink::{self, Sink, SinkError, Violation};
+use crate::sink::{self, Sink, SinkError};
 use crate::type_catalog;
+use reconnect::{Backoff, Disposition, STANDBY_POLL};
+use session::Stream;
 
 /// How long a stop waits for the final acknowledgement to reach the server.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -46,6 +57,11 @@ pub enum RunError {
     Pipeline(#[from] PipelineError),
     #[error("the server ended the replication stream")]
     StreamEnded,
+    #[error(
+        "a change to {subject} is a {size}-byte message, over source.max_message_bytes \
+         ({limit}): raise source.max_message_bytes to validate it"
+    )]
+    RowTooLarge { subject: String, size: usize, limit: usize },
 }
 
 /// Options of one `run`.
@@ -55,7 +71,8 @@ pub struct RunOptions {
     pub until_lsn: Option<u64>,
 }
 
-/// Runs until `stop` is cancelled, `until_lsn` is reached, or an error.
+/// Runs until `stop` is cancelled, `until_lsn` is reached, or an error that
+/// retrying cannot fix.
 pub async fn run(
     settings: Settings,
     options: RunOptions,
@@ -65,148 +82,149 @@ pub async fn run(
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
 
-    // Check the slot and publications, then open the sink.
-    let source = postgres::connect(&settings.source.connection, "walguard").await?;
-    let publications =
-        slot::check(&source, &settings.source.slot, &settings.source.publication).await?;
-    let type_kinds = type_catalog::load(&source)
-        .await
-        .map_err(|source| SlotError::Sql { action: "read user-defined types", source })?;
-    drop(source);
-    let outbox_ready = Arc::new(Notify::new());
-    let mut sink = Sink::connect(&settings.sink, &settings.webhooks, outbox_ready.clone()).await?;
-
     // Deliver alerts beside the stream, never in its way.
+    let outbox_ready = Arc::new(Notify::new());
     let dispatcher_stop = CancellationToken::new();
     let dispatcher = tokio::spawn(sink::webhook::dispatch(
         settings.sink.clone(),
         settings.webhooks.clone(),
-        outbox_ready,
+        outbox_ready.clone(),
         dispatcher_stop.clone(),
     ));
 
-    // Stream until stopped.
-    let mut transport = Transport::start(&settings.source, &publications).await?;
-    tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
-        "streaming");
-    let mut stream = Stream {
-        pipeline: Pipeline::new(schemas)
-            .with_type_kinds(type_kinds)
-            .with_origins(settings.source.origins),
-        progress: Progress::default(),
-        batch: Vec::new(),
-        pending_ack: None,
-        deadline: None,
-        max_violations: settings.sink.batch_max_violations,
-        max_delay: settings.sink.batch_max_delay,
-        until_lsn: options.until_lsn,
-    };
-    let result = stream.run(&mut transport, &mut sink, &stop).await;
+    // Stream, session after session, until stopped.
+    let pipeline = Pipeline::new(schemas).with_origins(settings.source.origins);
+    let stream = Stream::new(pipeline, &settings.sink, options.until_lsn);
+    let mut supervisor = Supervisor { settings: &settings, stream, sink: None, outbox_ready };
+    let result = supervisor.run(&stop).await;
 
-    // Close the stream after the last acknowledgement, then the dispatcher.
-    transport.stop(STOP_GRACE).await;
+    // Then stop the dispatcher.
     dispatcher_stop.cancel();
     let _ = dispatcher.await;
     if result.is_ok() {
-        tracing::info!(acknowledged = %sink::format_lsn(stream.progress.acknowledged()), "stopped");
+        let acknowledged = sink::format_lsn(supervisor.stream.acknowledged());
+        tracing::info!(acknowledged = %acknowledged, "stopped");
     }
     result
 }
 
-/// The state of one streaming session.
-struct Stream {
-    pipeline: Pipeline,
-    progress: Progress,
-    batch: Vec<Violation>,
-    /// The furthest position that becomes durable once `batch` is written.
-    pending_ack: Option<u64>,
-    /// When `batch` must be written at the latest.
-    deadline: Option<Instant>,
-    max_violations: usize,
-    max_delay: Duration,
-    until_lsn: Option<u64>,
+/// Runs sessions one after another and decides what a failure means.
+struct Supervisor<'a> {
+    settings: &'a Settings,
+    stream: Stream,
+    /// The sink connection, kept across sessions while it works.
+    sink: Option<Sink>,
+    outbox_ready: Arc<Notify>,
 }
 
-impl Stream {
-    async fn run(
+impl Supervisor<'_> {
+    async fn run(&mut self, stop: &CancellationToken) -> Result<(), RunError> {
+        let slot = self.settings.source.slot.clone();
+        let mut backoff = Backoff::new();
+        let mut standing_by = false;
+        let mut interrupted: Option<Instant> = None;
+        loop {
+            // One session; a stop while connecting ends the run at once.
+            let before = self.stream.acknowledged();
+            let result = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(()),
+                transport = self.open() => match transport {
+                    Ok(transport) => {
+                        if let Some(since) = interrupted.take() {
+                            tracing::info!(slot = %slot, attempts = backoff.attempt,
+                                downtime_ms = since.elapsed().as_millis() as u64,
+                                "replication resumed");
+                        }
+                        standing_by = false;
+                        self.stream(transport, stop).await
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            let Err(err) = result else { return Ok(()) };
+
+            // Decide, and log each attempt once.
+            if self.stream.acknowledged() > before {
+                backoff = Backoff::new();
+            }
+            let delay = match err.disposition() {
+                Disposition::Fatal => return Err(self.explain(err).await),
+                Disposition::SlotBusy => {
+                    if !standing_by {
+                        tracing::info!(slot = %slot,
+                            "the slot is in use by another consumer; standing by to take over");
+                        standing_by = true;
+                    }
+                    backoff = Backoff::new();
+                    STANDBY_POLL
+                }
+                Disposition::Retry => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(slot = %slot, attempt = backoff.attempt,
+                        retry_in_ms = delay.as_millis() as u64, error = %err,
+                        "replication interrupted; reconnecting");
+                    interrupted.get_or_insert_with(Instant::now);
+                    delay
+                }
+            };
+
+            // Drop what the failed session left unwritten, then wait.
+            self.stream.restart();
+            if err.concerns_sink() {
+                self.sink = None;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Checks the slot, opens the sink if needed and starts the stream.
+    async fn open(&mut self) -> Result<Transport, RunError> {
+        let settings = self.settings;
+        let source = postgres::connect(&settings.source.connection, "walguard").await?;
+        let publications =
+            slot::check(&source, &settings.source.slot, &settings.source.publication).await?;
+        let type_kinds = type_catalog::load(&source)
+            .await
+            .map_err(|source| SlotError::Sql { action: "read user-defined types", source })?;
+        self.stream.pipeline.set_type_kinds(type_kinds);
+        drop(source);
+        if self.sink.as_ref().is_none_or(Sink::is_closed) {
+            let sink = Sink::connect(&settings.sink, &settings.webhooks, self.outbox_ready.clone())
+                .await?;
+            self.sink = Some(sink);
+        }
+        let transport = Transport::start(&settings.source, &publications).await?;
+        tracing::info!(slot = %settings.source.slot, source = %settings.source.connection.describe(),
+            "streaming");
+        Ok(transport)
+    }
+
+    /// Streams one session; on a clean end, closes it after the last
+    /// acknowledgement has reached the server.
+    async fn stream(
         &mut self,
-        transport: &mut Transport,
-        sink: &mut Sink,
+        mut transport: Transport,
         stop: &CancellationToken,
     ) -> Result<(), RunError> {
-        loop {
-            if self.until_lsn.is_some_and(|until| self.progress.acknowledged() >= until) {
-                return Ok(());
-            }
-            let deadline = self.deadline;
-            let event = tokio::select! {
-                biased;
-                _ = stop.cancelled() => return self.flush(transport, sink).await,
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
-                    if deadline.is_some() => {
-                    self.flush(transport, sink).await?;
-                    continue;
-                }
-                event = transport.recv() => event?,
-            };
-            let Some(event) = event else {
-                self.flush(transport, sink).await?;
-                return Err(RunError::StreamEnded);
-            };
-            self.handle(event, transport, sink).await?;
+        let sink = self.sink.as_mut().expect("open() connected the sink");
+        let result = self.stream.run(&mut transport, sink, stop).await;
+        if result.is_ok() {
+            transport.stop(STOP_GRACE).await;
         }
+        result
     }
 
-    async fn handle(
-        &mut self,
-        event: ReplicationEvent,
-        transport: &mut Transport,
-        sink: &mut Sink,
-    ) -> Result<(), RunError> {
-        match event {
-            ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
-                self.pipeline.begin(final_lsn.as_u64(), commit_time_micros, xid);
-            }
-            ReplicationEvent::XLogData { data, .. } => {
-                self.pipeline.handle(&data, &mut self.batch)?;
-                if self.batch.len() >= self.max_violations {
-                    self.flush(transport, sink).await?;
-                }
-            }
-            ReplicationEvent::Commit { end_lsn, .. } => {
-                self.pipeline.commit();
-                self.advance(end_lsn.as_u64(), transport);
-            }
-            ReplicationEvent::KeepAlive { wal_end, .. } if !self.pipeline.in_transaction() => {
-                self.advance(wal_end.as_u64(), transport);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Everything before `lsn` has been read: acknowledge it now if nothing is
-    /// waiting to be written, else once the batch is.
-    fn advance(&mut self, lsn: u64, transport: &Transport) {
-        if self.batch.is_empty() && self.pending_ack.is_none() {
-            self.progress.acknowledge(transport, lsn);
-        } else {
-            self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
-            self.deadline.get_or_insert_with(|| Instant::now() + self.max_delay);
-        }
-    }
-
-    /// Writes the batch and acknowledges what it made durable.
-    async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
-        if !self.batch.is_empty() {
-            let fresh = sink.write(&self.batch).await?;
-            tracing::debug!(violations = self.batch.len(), fresh, "batch written");
-            self.batch.clear();
-        }
-        if let Some(lsn) = self.pending_ack.take() {
-            self.progress.acknowledge(transport, lsn);
-        }
-        self.deadline = None;
-        Ok(())
+    /// Turns a fatal error into the most useful message.
+    async fn explain(&mut self, err: RunError) -> RunError {
+        let Some((size, limit)) = err.transport().and_then(TransportError::message_too_large)
+        else {
+            return err;
+        };
+        let subject = oversized::describe(self.settings, &self.stream.pipeline, limit).await;
+        RunError::RowTooLarge { subject, size, limit }
     }
 }

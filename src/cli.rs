@@ -54,6 +54,11 @@ pub enum Command {
         #[arg(long)]
         print_sql: bool,
     },
+    /// Webhook alerts.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
     /// Run walguard on a throwaway database with sample traffic.
     Demo {
         /// Stop after this long (for example 30s or 2m); default: until Ctrl-C.
@@ -63,6 +68,13 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         rate: u32,
     },
+}
+
+/// What `walguard alerts` does.
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// Send a sample alert to each configured webhook and print the result.
+    Test,
 }
 
 impl Cli {

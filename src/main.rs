@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use walguard::cli::{Cli, Command};
+use walguard::cli::{AlertsAction, Cli, Command};
 
 fn main() -> ExitCode {
     // Two rustls crypto providers are compiled in; pick one before any TLS.
@@ -41,6 +41,12 @@ async fn run(cli: Cli) -> ExitCode {
             walguard::app::run(settings, options, stop).await.map_err(Into::into)
         }
         Command::Setup { print_sql } => setup(&settings, print_sql).await,
+        Command::Alerts { action: AlertsAction::Test } => {
+            let mut out = std::io::stdout();
+            walguard::sink::endpoint::test_webhooks(&settings.webhooks, &mut out)
+                .await
+                .map_err(Into::into)
+        }
         Command::Demo { .. } => unreachable!("handled above"),
     };
     match outcome {

@@ -74,9 +74,9 @@ impl Pipeline {
 
     /// Reads user-defined types by these kinds, from the catalog, rather than
     /// by their Type messages' names.
-    pub fn with_type_kinds(mut self, kinds: crate::type_catalog::TypeKinds) -> Self {
-        self.relations = RelationCache::with_catalog(kinds);
-        self
+    /// Called before each session, with the catalog as it is then.
+    pub fn set_type_kinds(&mut self, kinds: crate::type_catalog::TypeKinds) {
+        self.relations.set_catalog(kinds);
     }
 
     /// Chooses which transactions to validate by their replication origin.
@@ -94,6 +94,11 @@ impl Pipeline {
     /// Whether a transaction has begun and not yet committed.
     pub fn in_transaction(&self) -> bool {
         self.transaction.is_some()
+    }
+
+    /// The commit position of the open transaction.
+    pub fn commit_lsn(&self) -> Option<u64> {
+        self.transaction.map(|t| t.commit_lsn)
     }
 
     pub fn begin(&mut self, commit_lsn: u64, commit_time: i64, xid: u32) {

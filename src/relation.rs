@@ -81,10 +81,10 @@ impl RelationCache {
         Self::default()
     }
 
-    /// A cache that takes these kinds for user-defined types, whatever their
+    /// Takes these kinds for user-defined types from now on, whatever their
     /// Type messages say (see [`crate::type_catalog`]).
-    pub fn with_catalog(catalog: HashMap<Oid, ValueKind>) -> Self {
-        RelationCache { catalog, ..Self::default() }
+    pub fn set_catalog(&mut self, catalog: HashMap<Oid, ValueKind>) {
+        self.catalog = catalog;
     }
 
     /// Records a Relation message and says how it compares with the one before.
@@ -249,7 +249,8 @@ mod tests {
     fn catalog_kinds_win_over_type_message_names() {
         let number_array = ValueKind::Array { element: ScalarKind::Number, delimiter: b',' };
         let catalog = HashMap::from([(16391, number_array)]);
-        let mut cache = RelationCache::with_catalog(catalog);
+        let mut cache = RelationCache::new();
+        cache.set_catalog(catalog);
         cache.apply_type(ty(16391, "public", "_posint"));
         cache.apply_type(ty(16384, "public", "_mood"));
         cache.apply_relation(orders(vec![column("p", 16391, 0), column("m", 16384, 0)]));

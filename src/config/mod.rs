@@ -34,6 +34,23 @@ pub const DEFAULT_BATCH_MAX_VIOLATIONS: usize = 2_000;
 pub const DEFAULT_BATCH_MAX_DELAY: Duration = Duration::from_millis(50);
 /// How long one webhook request may take before it counts as failed.
 pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long after a group's first alert further violations of the same table,
+/// rule and column are folded into one summary.
+pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_secs(60);
+/// Requests one webhook endpoint may have in flight at once.
+pub const DEFAULT_WEBHOOK_MAX_IN_FLIGHT: usize = 4;
+/// Waits between attempts after the first, from the Standard Webhooks
+/// recommendation (about 28 hours in all); after the last one a delivery is
+/// marked dead.
+pub const DEFAULT_RETRY_SCHEDULE: [Duration; 7] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(10 * 3600),
+];
 /// The largest single replication message accepted (one row change).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -104,9 +121,29 @@ pub enum WebhookFormat {
 pub struct WebhookSettings {
     pub url: String,
     pub format: WebhookFormat,
+    /// The Standard Webhooks signing secret; requests are unsigned without it.
     pub secret: Option<Secret>,
     pub min_severity: Severity,
+    /// Qualified names (`public.orders`) of the tables alerted on; all when
+    /// `None`.
+    pub tables: Option<Vec<String>>,
     pub timeout: Duration,
+    pub group_window: Duration,
+    /// Waits before the second, third, ... attempt; dead after the last.
+    pub retry_schedule: Vec<Duration>,
+    pub max_in_flight: usize,
+    /// The PagerDuty integration key (`pagerduty` format only).
+    pub routing_key: Option<Secret>,
+}
+
+impl WebhookSettings {
+    /// Whether this webhook alerts on a violation of `severity` in the table.
+    pub fn wants(&self, table_schema: &str, table_name: &str, severity: Severity) -> bool {
+        severity >= self.min_severity
+            && self.tables.as_ref().is_none_or(|tables| {
+                tables.iter().any(|t| t.split_once('.') == Some((table_schema, table_name)))
+            })
+    }
 }
 
 /// The admin HTTP listener (metrics, health), off unless configured.
@@ -156,7 +193,13 @@ struct RawWebhook {
     secret: Option<String>,
     secret_env: Option<String>,
     min_severity: Option<Severity>,
+    tables: Option<Vec<String>>,
     timeout_ms: Option<u64>,
+    group_window_ms: Option<u64>,
+    retry_schedule_ms: Option<Vec<u64>>,
+    max_in_flight: Option<usize>,
+    routing_key: Option<String>,
+    routing_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +288,15 @@ impl Settings {
             .enumerate()
             .map(|(index, hook)| resolve_webhook(index, hook))
             .collect::<Result<Vec<_>, _>>()?;
+        // An endpoint is known by its URL in the outbox and alert groups.
+        for (index, hook) in webhooks.iter().enumerate() {
+            if webhooks[..index].iter().any(|earlier| earlier.url == hook.url) {
+                return Err(ConfigError::Invalid {
+                    key: format!("webhooks[{index}].url"),
+                    reason: "the same URL is configured twice".into(),
+                });
+            }
+        }
 
         let listen = raw
             .admin
@@ -279,32 +331,81 @@ fn resolve_webhook(index: usize, hook: RawWebhook) -> Result<WebhookSettings, Co
             reason: "must start with http:// or https://".into(),
         });
     }
-    let secret = match (hook.secret, hook.secret_env) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::Invalid {
-                key: key("secret"),
-                reason: "set either secret or secret_env, not both".into(),
-            });
-        }
-        (Some(secret), None) => Some(Secret::new(secret)),
-        (None, Some(var)) => match std::env::var(&var) {
-            Ok(value) if !value.is_empty() => Some(Secret::new(value)),
-            _ => {
+    let secret = secret_value(&key("secret"), hook.secret, hook.secret_env)?;
+    let routing_key = secret_value(&key("routing_key"), hook.routing_key, hook.routing_key_env)?;
+    let format = hook.format.unwrap_or(WebhookFormat::Standard);
+    if format == WebhookFormat::Pagerduty && routing_key.is_none() {
+        return Err(ConfigError::Invalid {
+            key: key("routing_key"),
+            reason: "the pagerduty format needs routing_key or routing_key_env".into(),
+        });
+    }
+    if let Some(tables) = &hook.tables {
+        for (i, table) in tables.iter().enumerate() {
+            if table
+                .split_once('.')
+                .is_none_or(|(schema, name)| schema.is_empty() || name.is_empty())
+            {
                 return Err(ConfigError::Invalid {
-                    key: key("secret_env"),
-                    reason: format!("environment variable {var} is not set"),
+                    key: key(&format!("tables[{i}]")),
+                    reason: format!(
+                        "`{table}` is not a qualified table name such as public.orders"
+                    ),
                 });
             }
-        },
-        (None, None) => None,
+        }
+    }
+    let retry_schedule = match hook.retry_schedule_ms {
+        Some(waits) => waits.into_iter().map(Duration::from_millis).collect(),
+        None => DEFAULT_RETRY_SCHEDULE.to_vec(),
     };
+    let group_window = hook.group_window_ms.map_or(DEFAULT_GROUP_WINDOW, Duration::from_millis);
+    if group_window.is_zero() {
+        return Err(ConfigError::Invalid {
+            key: key("group_window_ms"),
+            reason: "must be above 0".into(),
+        });
+    }
     Ok(WebhookSettings {
         url: hook.url,
-        format: hook.format.unwrap_or(WebhookFormat::Standard),
+        format,
         secret,
         min_severity: hook.min_severity.unwrap_or(Severity::Info),
+        tables: hook.tables,
         timeout: hook.timeout_ms.map_or(DEFAULT_WEBHOOK_TIMEOUT, Duration::from_millis),
+        group_window,
+        retry_schedule,
+        max_in_flight: positive(
+            &key("max_in_flight"),
+            hook.max_in_flight,
+            DEFAULT_WEBHOOK_MAX_IN_FLIGHT,
+        )?,
+        routing_key,
     })
+}
+
+/// A secret given inline (`key`) or through an environment variable
+/// (`key_env`), never both.
+fn secret_value(
+    key: &str,
+    inline: Option<String>,
+    env: Option<String>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, env) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key: key.into(),
+            reason: format!("set either {key} or {key}_env, not both"),
+        }),
+        (Some(secret), None) => Ok(Some(Secret::new(secret))),
+        (None, Some(var)) => match std::env::var(&var) {
+            Ok(value) if !value.is_empty() => Ok(Some(Secret::new(value))),
+            _ => Err(ConfigError::Invalid {
+                key: format!("{key}_env"),
+                reason: format!("environment variable {var} is not set"),
+            }),
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 /// A slot, publication or schema name: lowercase letters, digits and `_`, as
@@ -386,5 +487,33 @@ mod tests {
         let toml = "[[webhooks]]\nurl = \"http://x\"\nsecret_env = \"WALGUARD_TEST_UNSET_VAR\"\n";
         let err = Settings::from_toml(toml, &overrides()).unwrap_err();
         assert!(err.to_string().contains("WALGUARD_TEST_UNSET_VAR"), "{err}");
+    }
+
+    #[test]
+    fn pagerduty_needs_a_routing_key_and_tables_must_be_qualified() {
+        let toml = "[[webhooks]]\nurl = \"http://x\"\nformat = \"pagerduty\"\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err();
+        assert!(err.to_string().contains("webhooks[0].routing_key"), "{err}");
+
+        let toml = "[[webhooks]]\nurl = \"http://x\"\ntables = [\"public.a\", \"orders\"]\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err();
+        assert!(err.to_string().contains("webhooks[0].tables[1]"), "{err}");
+
+        let toml = "[[webhooks]]\nurl = \"http://x\"\n[[webhooks]]\nurl = \"http://x\"\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err();
+        assert!(err.to_string().contains("webhooks[1].url"), "{err}");
+    }
+
+    #[test]
+    fn webhook_routing_filters_on_severity_and_tables() {
+        let toml = "[[webhooks]]\nurl = \"http://x\"\nmin_severity = \"error\"\n\
+                    tables = [\"public.orders\"]\nretry_schedule_ms = [10, 20]\n";
+        let settings = Settings::from_toml(toml, &overrides()).unwrap();
+        let hook = &settings.webhooks[0];
+        assert!(hook.wants("public", "orders", Severity::Error));
+        assert!(!hook.wants("public", "orders", Severity::Warn));
+        assert!(!hook.wants("public", "people", Severity::Critical));
+        assert_eq!(hook.retry_schedule, [Duration::from_millis(10), Duration::from_millis(20)]);
+        assert_eq!(hook.group_window, DEFAULT_GROUP_WINDOW);
     }
 }

@@ -78,7 +78,8 @@ pub async fn run(options: DemoOptions, stop: CancellationToken) -> Result<(), De
     let receiver = receiver::start(DEMO_SECRET).await.map_err(prepare("start the receiver"))?;
     let toml = format!(
         "schemas = {:?}\n[source]\nurl = {url:?}\n[sink]\nbatch_max_delay_ms = 20\n\
-         [[webhooks]]\nurl = {:?}\nsecret = {DEMO_SECRET:?}\nmin_severity = \"warn\"\n",
+         [[webhooks]]\nurl = {:?}\nsecret = {DEMO_SECRET:?}\nmin_severity = \"warn\"\n\
+         group_window_ms = 10000\n",
         folder.path().display().to_string(),
         receiver.url(),
     );

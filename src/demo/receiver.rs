@@ -58,13 +58,12 @@ async fn alert(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) ->
 
     let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let data = &payload["data"];
-    let first = &data["violations"][0];
     println!(
-        "alert      {} violation(s) in {}: first {} on {} ({verdict})",
+        "alert      {} {} violation(s) of {} on {} ({verdict})",
+        payload["type"].as_str().unwrap_or("?"),
         data["count"],
-        data["tables"],
-        first["rule"].as_str().unwrap_or("?"),
-        first["table"].as_str().unwrap_or("?"),
+        data["rule"].as_str().unwrap_or("?"),
+        data["table"].as_str().unwrap_or("?"),
     );
     StatusCode::OK
 }

@@ -17,11 +17,14 @@
 //!
 //! Positions only move forward: a replay after a crash starts from the
 //! slot's confirmed position, which this module never moved past anything
-//! unwritten.
+//! unwritten. One [`Progress`] outlives the sessions of a run: a new session
+//! is told at once what earlier ones made durable ([`Progress::resume`]),
+//! since an acknowledgement may not have reached the server before the old
+//! connection broke.
 
 use super::Transport;
 
-/// The acknowledged position of one session.
+/// The acknowledged position of a run, across its sessions.
 #[derive(Debug, Default)]
 pub struct Progress {
     acknowledged: u64,
@@ -33,6 +36,13 @@ impl Progress {
         if lsn > self.acknowledged {
             transport.acknowledge(lsn);
             self.acknowledged = lsn;
+        }
+    }
+
+    /// Reports the furthest acknowledged position on a new session.
+    pub fn resume(&self, transport: &Transport) {
+        if self.acknowledged > 0 {
+            transport.acknowledge(self.acknowledged);
         }
     }
 

@@ -43,6 +43,8 @@ pub enum SlotError {
         "replication slot {slot} was invalidated (wal_status = lost): the server removed WAL it needed; drop it and run `walguard setup` again"
     )]
     LostSlot { slot: String },
+    #[error("replication slot {slot} is in use by server process {pid}")]
+    InUse { slot: String, pid: i32 },
     #[error("publication {publication} does not exist: run `walguard setup`")]
     MissingPublication { publication: String },
     #[error("failed to {action} on the source database: {source}")]
@@ -253,9 +255,9 @@ async fn publication_statements(
     })
 }
 
-/// Checks that the slot and publications exist and the slot is usable, and
-/// moves any table that lost its replica identity since setup out of the
-/// updates publication; returns the publication names to stream.
+/// Checks that the slot and publications exist and the slot is usable and
+/// free, and moves any table that lost its replica identity since setup out of
+/// the updates publication; returns the publication names to stream.
 pub async fn check(
     client: &Client,
     slot: &str,
@@ -268,8 +270,8 @@ pub async fn check(
         .get(0);
     let row = client
         .query_opt(
-            "SELECT plugin, database, coalesce(wal_status, '') FROM pg_replication_slots
-             WHERE slot_name = $1",
+            "SELECT plugin, database, coalesce(wal_status, ''), active_pid
+             FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
@@ -288,6 +290,11 @@ pub async fn check(
     }
     if wal_status == "lost" {
         return Err(SlotError::LostSlot { slot: slot.into() });
+    }
+    // Asking here rather than failing START_REPLICATION keeps a standby from
+    // filling the server log with errors.
+    if let Some(pid) = row.get::<_, Option<i32>>(3) {
+        return Err(SlotError::InUse { slot: slot.into(), pid });
     }
 
     let names = publication_names(publication);

@@ -7,7 +7,7 @@
 use crate::postgres::quote_ident;
 
 /// The tables `run` needs, checked at start.
-pub const REQUIRED_TABLES: [&str; 2] = ["violations", "webhook_outbox"];
+pub const REQUIRED_TABLES: [&str; 3] = ["violations", "webhook_outbox", "alert_groups"];
 
 /// The statements that create walguard's schema, tables and views.
 pub fn setup_statements(schema: &str) -> Vec<String> {
@@ -67,6 +67,30 @@ pub fn setup_statements(schema: &str) -> Vec<String> {
         format!(
             "CREATE INDEX IF NOT EXISTS webhook_outbox_due_idx \
              ON {s}.webhook_outbox (endpoint, next_attempt_at) WHERE status = 'pending'"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.alert_groups (
+    endpoint         text NOT NULL,
+    table_schema     text NOT NULL,
+    table_name       text NOT NULL,
+    rule             text NOT NULL,
+    column_name      text NOT NULL DEFAULT '',
+    window_start     timestamptz NOT NULL,
+    window_end       timestamptz NOT NULL,
+    opened_xid       bigint NOT NULL,
+    first_row_key    jsonb NOT NULL,
+    folded           integer NOT NULL DEFAULT 0,
+    severity         text NOT NULL,
+    sample_row_keys  jsonb NOT NULL DEFAULT '[]',
+    last_message     text,
+    last_commit_lsn  pg_lsn,
+    PRIMARY KEY (endpoint, table_schema, table_name, rule, column_name)
+)"
+        ),
+        format!(
+            "COMMENT ON TABLE {s}.alert_groups IS \
+             'one row per webhook, table, rule and column alerted on within its grouping window: \
+              folded counts the violations awaiting the summary sent when the window ends'"
         ),
         format!(
             "CREATE OR REPLACE VIEW {s}.open_violations AS

@@ -2,17 +2,21 @@
 //! webhook outbox that the dispatcher delivers from.
 //!
 //! A batch is written in one transaction: the violations with
-//! `ON CONFLICT (dedup_key) DO NOTHING`, then one outbox row per webhook for
-//! the violations that were new. A replayed batch therefore adds neither
+//! `ON CONFLICT (dedup_key) DO NOTHING`, then, for the violations that were
+//! new, each webhook's alert groups (see [`grouping`]) and one outbox row per
+//! group that alerts at once. A replayed batch therefore adds neither
 //! violations nor alerts. The caller acknowledges the source position only
 //! after [`Sink::write`] has returned, so nothing acknowledged can be lost.
 
 mod alert;
 pub mod ddl;
+pub mod endpoint;
+pub mod format;
+mod grouping;
 mod signature;
 pub mod webhook;
 
-pub use alert::Alert;
+pub use alert::{Alert, Event, EventData, EventKind};
 pub use signature::sign;
 
 use std::sync::Arc;
@@ -99,7 +103,9 @@ pub struct Sink {
     schema: String,
     insert_violations: String,
     insert_outbox: String,
-    webhooks: Vec<WebhookSettings>,
+    groups: grouping::GroupStatements,
+    /// Each webhook with its endpoint name.
+    webhooks: Vec<(String, WebhookSettings)>,
     outbox_ready: Arc<Notify>,
 }
 
@@ -131,13 +137,24 @@ impl Sink {
             client,
             insert_violations: insert_violations_sql(&s),
             insert_outbox: format!(
-                "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload) \
-                 VALUES ($1, $2, $3::text::jsonb) ON CONFLICT (webhook_id) DO NOTHING"
+                "INSERT INTO {s}.webhook_outbox (endpoint, webhook_id, payload)
+                 SELECT u.endpoint, u.webhook_id, u.payload::jsonb
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(endpoint, webhook_id, payload)
+                 ON CONFLICT (webhook_id) DO NOTHING"
             ),
+            groups: grouping::GroupStatements::new(&s),
             schema: settings.schema.clone(),
-            webhooks: webhooks.to_vec(),
+            webhooks: webhooks
+                .iter()
+                .map(|hook| (webhook::endpoint_name(hook), hook.clone()))
+                .collect(),
             outbox_ready,
         })
+    }
+
+    /// Whether the connection has broken, so a new one is needed.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 
     /// The schema walguard's tables live in.
@@ -165,22 +182,26 @@ impl Sink {
         let fresh: Vec<&Violation> =
             batch.iter().filter(|v| inserted.contains(&v.dedup_key())).collect();
 
-        // One alert per webhook, for the new violations it wants to hear of.
-        let mut alerts = 0;
-        for hook in &self.webhooks {
-            let Some(alert) = Alert::for_webhook(hook, &fresh) else { continue };
+        // Count them in each webhook's groups; a group without an open window
+        // alerts at once.
+        let alerts = grouping::record(&transaction, &self.groups, &self.webhooks, &fresh)
+            .await
+            .map_err(SinkError::sql("count violations in alert groups"))?;
+        if !alerts.is_empty() {
+            let mut columns: [Vec<String>; 3] = Default::default();
+            for (endpoint, alert) in &alerts {
+                columns[0].push(endpoint.clone());
+                columns[1].push(alert.webhook_id.clone());
+                columns[2].push(serde_json::to_string(&alert.event).expect("events serialise"));
+            }
             transaction
-                .execute(
-                    &self.insert_outbox,
-                    &[&webhook::endpoint_name(hook), &alert.webhook_id, &alert.payload.to_string()],
-                )
+                .execute(&self.insert_outbox, &[&columns[0], &columns[1], &columns[2]])
                 .await
-                .map_err(SinkError::sql("queue a webhook alert"))?;
-            alerts += 1;
+                .map_err(SinkError::sql("queue webhook alerts"))?;
         }
 
         transaction.commit().await.map_err(SinkError::sql("commit violations"))?;
-        if alerts > 0 {
+        if !alerts.is_empty() {
             self.outbox_ready.notify_waiters();
         }
         Ok(fresh.len())

@@ -52,7 +52,7 @@ impl Fixture {
         Fixture::with_db(TestDb::new(name).await, ddl, schemas).await
     }
 
-    /// Like [`Fixture::new`], on a server the test started itself.
+    /// Like [`Fixture::new`], on a server of the test's own.
     pub async fn on(
         server: &ThrowawayPostgres,
         name: &str,
@@ -112,6 +112,7 @@ impl Fixture {
             .arg(self.config_path())
             .current_dir(self.dir.path())
             .env("RUST_LOG", "walguard=debug")
+            .env("NO_COLOR", "1")
             .env_remove("WALGUARD_SOURCE_URL")
             .stdin(Stdio::null());
         command

@@ -52,7 +52,7 @@ impl TestDb {
         TestDb::on(server(), name_hint).await
     }
 
-    /// Creates a database on `server`, for a test that runs its own server.
+    /// Like [`TestDb::new`], on a server of the test's own (one it restarts).
     pub async fn on(server: &ThrowawayPostgres, name_hint: &str) -> TestDb {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let hint: String = name_hint

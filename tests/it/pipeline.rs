@@ -211,7 +211,7 @@ async fn alert_reaches_the_receiver_with_a_verifiable_signature() {
     let payload: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(payload["type"], "violation.detected");
     assert_eq!(payload["data"]["count"], 1);
-    let violation = &payload["data"]["violations"][0];
+    let violation = &payload["data"];
     assert_eq!(violation["table"], "public.orders");
     assert_eq!(violation["rule"], "enum");
     assert_eq!(violation["column"], "status");

@@ -4,15 +4,17 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The path that [`WebhookReceiver::url`] points at.
 const WEBHOOK_PATH: &str = "/webhook";
@@ -25,6 +27,8 @@ pub struct RecordedRequest {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl RecordedRequest {
@@ -42,7 +46,7 @@ impl RecordedRequest {
 /// How the receiver answers: queued statuses first, one per request, then
 /// the default status; each answer after the delay.
 struct Answers {
-    queued: VecDeque<StatusCode>,
+    queued: VecDeque<(StatusCode, HeaderMap)>,
     default: StatusCode,
     delay: Duration,
 }
@@ -52,6 +56,9 @@ struct Shared {
     /// The number of requests recorded, for waiting without polling.
     count: watch::Sender<usize>,
     answers: Mutex<Answers>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -64,7 +71,13 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// Starts the server on a free port; it answers 200 until told otherwise.
     pub async fn start() -> WebhookReceiver {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1:0".parse().expect("an address")).await
+    }
+
+    /// Starts the server on `addr`, such as a port reserved earlier with
+    /// [`free_port`] to play an endpoint that is down at first.
+    pub async fn start_on(addr: SocketAddr) -> WebhookReceiver {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .unwrap_or_else(|err| panic!("failed to bind the webhook receiver: {err}"));
         let addr = listener
@@ -76,6 +89,8 @@ impl WebhookReceiver {
             requests: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
             answers: Mutex::new(answers),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
         });
         let app = Router::new().fallback(record).with_state(Arc::clone(&shared));
         let server = tokio::spawn(async move {
@@ -93,8 +108,23 @@ impl WebhookReceiver {
 
     /// Answers the next requests with these statuses, one each, in order.
     pub fn respond_with(&self, statuses: impl IntoIterator<Item = u16>) {
-        let statuses = statuses.into_iter().map(status_code);
+        let statuses = statuses.into_iter().map(|status| (status_code(status), HeaderMap::new()));
         lock(&self.shared.answers).queued.extend(statuses);
+    }
+
+    /// Queues one answer with headers, such as `Retry-After` or `Location`.
+    pub fn respond_with_headers(&self, status: u16, headers: &[(&str, &str)]) {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+            map.insert(name, HeaderValue::from_str(value).expect("a header value"));
+        }
+        lock(&self.shared.answers).queued.push_back((status_code(status), map));
+    }
+
+    /// The most requests that were ever being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Answers with `status` once the queued statuses are used up.
@@ -138,16 +168,43 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let (status, delay) = {
+) -> (StatusCode, HeaderMap) {
+    let at = Instant::now();
+    let _answering = InFlight::enter(&shared);
+    let (answer, delay) = {
         let mut answers = lock(&shared.answers);
-        (answers.queued.pop_front().unwrap_or(answers.default), answers.delay)
+        let default = (answers.default, HeaderMap::new());
+        (answers.queued.pop_front().unwrap_or(default), answers.delay)
     };
     let path = uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.to_string());
-    lock(&shared.requests).push(RecordedRequest { method, path, headers, body });
+    lock(&shared.requests).push(RecordedRequest { method, path, headers, body, at });
     shared.count.send_modify(|count| *count += 1);
     tokio::time::sleep(delay).await;
-    status
+    answer
+}
+
+/// Counts a request as being answered until dropped, also when the client
+/// gives up and the answer is abandoned.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A loopback address nothing listens on (for now): bound, then released.
+pub fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("the port's address")
 }
 
 fn status_code(status: u16) -> StatusCode {

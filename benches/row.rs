@@ -1,0 +1,95 @@
+//! Decoding plus validation of one row of the benchmark table: the per-row
+//! cost of `walguard run` without any I/O. Run with `cargo bench --bench row`.
+
+#[path = "shared/mod.rs"]
+#[allow(dead_code, reason = "the micro-benchmark needs only the schema file")]
+mod shared;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use walguard::pgoutput::encode::encode;
+use walguard::pgoutput::{Column, Insert, Message, Relation, Value};
+use walguard::pipeline::Pipeline;
+use walguard::schema::SchemaSet;
+
+/// The relation oid the benchmark pretends the table has.
+const OID: u32 = 16_384;
+
+fn relation() -> Bytes {
+    let columns = [
+        ("id", 20),
+        ("account_id", 23),
+        ("amount", 1700),
+        ("email", 25),
+        ("status", 25),
+        ("created_at", 1184),
+        ("note", 25),
+        ("meta", 3802),
+    ];
+    let columns = columns
+        .iter()
+        .map(|(name, type_oid)| Column {
+            flags: u8::from(*name == "id"),
+            name: (*name).to_string(),
+            type_oid: *type_oid,
+            type_modifier: -1,
+        })
+        .collect();
+    encode(&Message::Relation(Relation {
+        oid: OID,
+        namespace: "public".into(),
+        name: "orders".into(),
+        replica_identity: b'd',
+        columns,
+    }))
+}
+
+fn insert(amount: &'static str) -> Bytes {
+    let values = [
+        "123456",
+        "42",
+        amount,
+        "customer42@example.com",
+        "paid",
+        "2026-12-04 01:00:00.123456+00",
+        "order 123456",
+        r#"{"items": 3, "channel": "web"}"#,
+    ];
+    let new = values.iter().map(|text| Value::Text(Bytes::from_static(text.as_bytes()))).collect();
+    encode(&Message::Insert(Insert { relation: OID, new }))
+}
+
+fn pipeline() -> Pipeline {
+    let dir = tempfile::tempdir().expect("a temp folder");
+    std::fs::write(dir.path().join("public.orders.yaml"), shared::ORDERS_SCHEMA)
+        .expect("the schema file");
+    let schemas = SchemaSet::load(dir.path()).expect("the benchmark schema compiles");
+    let mut pipeline = Pipeline::new(Arc::new(schemas));
+    pipeline.begin(0x1000, 0, 1);
+    let mut out = Vec::new();
+    pipeline.handle(&relation(), &mut out).expect("the relation message");
+    pipeline
+}
+
+fn decode_and_validate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_and_validate");
+    group.throughput(Throughput::Elements(1));
+    for (name, amount) in [("good_row", "123.50"), ("bad_row", "-1.00")] {
+        let message = insert(amount);
+        let mut pipeline = pipeline();
+        let mut out = Vec::with_capacity(16);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                pipeline.handle(&message, &mut out).expect("the insert decodes");
+                out.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode_and_validate);
+criterion_main!(benches);

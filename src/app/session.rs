@@ -1,0 +1,156 @@
+//! One streaming session: read the stream, validate, write batches and
+//! acknowledge what they made durable.
+//!
+//! Violations collect in a batch that is written when it is full, or at the
+//! latest `batch_max_delay` after the first commit it waits for. Only after
+//! the write returns is the newest commit in it acknowledged. A transaction
+//! larger than a batch is written in several batches before its commit
+//! arrives, which bounds memory; its position is acknowledged at its commit.
+//!
+//! The same [`Stream`] carries over from one session to the next: after a
+//! failure, [`Stream::restart`] drops what was not written (the slot sends it
+//! again, and the violations' unique key makes the second write harmless)
+//! and forgets the relations, which the server sends again.
+
+use std::time::Duration;
+
+use pgwire_replication::ReplicationEvent;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::RunError;
+use crate::config::SinkSettings;
+use crate::pipeline::Pipeline;
+use crate::replication::{Progress, Transport};
+use crate::sink::{Sink, Violation};
+
+/// The state of the stream, kept across sessions.
+pub(super) struct Stream {
+    pub(super) pipeline: Pipeline,
+    progress: Progress,
+    batch: Vec<Violation>,
+    /// The furthest position that becomes durable once `batch` is written.
+    pending_ack: Option<u64>,
+    /// When `batch` must be written at the latest.
+    deadline: Option<Instant>,
+    max_violations: usize,
+    max_delay: Duration,
+    until_lsn: Option<u64>,
+}
+
+impl Stream {
+    pub(super) fn new(pipeline: Pipeline, sink: &SinkSettings, until_lsn: Option<u64>) -> Self {
+        Stream {
+            pipeline,
+            progress: Progress::default(),
+            batch: Vec::new(),
+            pending_ack: None,
+            deadline: None,
+            max_violations: sink.batch_max_violations,
+            max_delay: sink.batch_max_delay,
+            until_lsn,
+        }
+    }
+
+    /// The furthest position acknowledged in any session.
+    pub(super) fn acknowledged(&self) -> u64 {
+        self.progress.acknowledged()
+    }
+
+    /// Forgets everything that belonged to a failed session.
+    pub(super) fn restart(&mut self) {
+        if !self.batch.is_empty() {
+            tracing::debug!(violations = self.batch.len(), "unwritten batch dropped for replay");
+        }
+        self.pipeline.reset();
+        self.batch.clear();
+        self.pending_ack = None;
+        self.deadline = None;
+    }
+
+    /// Streams until `stop` is cancelled or `until_lsn` is durable (`Ok`), or
+    /// an error ends the session.
+    pub(super) async fn run(
+        &mut self,
+        transport: &mut Transport,
+        sink: &mut Sink,
+        stop: &CancellationToken,
+    ) -> Result<(), RunError> {
+        self.progress.resume(transport);
+        loop {
+            if self.until_lsn.is_some_and(|until| self.progress.acknowledged() >= until) {
+                return Ok(());
+            }
+            let deadline = self.deadline;
+            let event = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return self.flush(transport, sink).await,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
+                    if deadline.is_some() => {
+                    self.flush(transport, sink).await?;
+                    continue;
+                }
+                event = transport.recv() => event?,
+            };
+            let Some(event) = event else {
+                self.flush(transport, sink).await?;
+                return Err(RunError::StreamEnded);
+            };
+            self.handle(event, transport, sink).await?;
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        event: ReplicationEvent,
+        transport: &mut Transport,
+        sink: &mut Sink,
+    ) -> Result<(), RunError> {
+        match event {
+            ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                self.pipeline.begin(final_lsn.as_u64(), commit_time_micros, xid);
+            }
+            ReplicationEvent::XLogData { data, .. } => {
+                self.pipeline.handle(&data, &mut self.batch)?;
+                if self.batch.len() >= self.max_violations {
+                    self.flush(transport, sink).await?;
+                }
+            }
+            ReplicationEvent::Commit { end_lsn, .. } => {
+                self.pipeline.commit();
+                tracing::debug!(lsn = %crate::sink::format_lsn(end_lsn.as_u64()), "commit read");
+                self.advance(end_lsn.as_u64(), transport);
+            }
+            ReplicationEvent::KeepAlive { wal_end, .. } if !self.pipeline.in_transaction() => {
+                self.advance(wal_end.as_u64(), transport);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Everything before `lsn` has been read: acknowledge it now if nothing is
+    /// waiting to be written, else once the batch is.
+    fn advance(&mut self, lsn: u64, transport: &Transport) {
+        if self.batch.is_empty() && self.pending_ack.is_none() {
+            self.progress.acknowledge(transport, lsn);
+        } else {
+            self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
+            self.deadline.get_or_insert_with(|| Instant::now() + self.max_delay);
+        }
+    }
+
+    /// Writes the batch and acknowledges what it made durable.
+    async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
+        if !self.batch.is_empty() {
+            let fresh = sink.write(&self.batch).await?;
+            tracing::debug!(violations = self.batch.len(), fresh, "batch written");
+            self.batch.clear();
+        }
+        if let Some(lsn) = self.pending_ack.take() {
+            self.progress.acknowledge(transport, lsn);
+        }
+        self.deadline = None;
+        Ok(())
+    }
+}
