@@ -23,16 +23,20 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::monitor::{self, Activity};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::postgres::{self, ConnectError};
+use crate::reload;
 use crate::replication::{SlotError, Transport, TransportError, slot};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError};
+use crate::telemetry::admin::{self, AdminError, Readiness};
+use crate::telemetry::metrics as telemetry_metrics;
 use crate::type_catalog;
 use reconnect::{Backoff, Disposition, STANDBY_POLL};
 use session::Stream;
@@ -55,6 +59,8 @@ pub enum RunError {
     Transport(#[from] TransportError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     #[error("the server ended the replication stream")]
     StreamEnded,
     #[error(
@@ -79,8 +85,16 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), RunError> {
     // Load and compile the schema files before touching any database.
+    let loaded = reload::fingerprint(&settings.schemas);
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
+
+    // Metrics and health, when an admin address is configured.
+    let readiness = Arc::new(Readiness::default());
+    let admin_stop = CancellationToken::new();
+    if let Some(address) = settings.admin.listen {
+        admin::start(address, readiness.clone(), admin_stop.clone()).await?;
+    }
 
     // Deliver alerts beside the stream, never in its way.
     let outbox_ready = Arc::new(Notify::new());
@@ -92,15 +106,39 @@ pub async fn run(
         dispatcher_stop.clone(),
     ));
 
+    // Reload the schema files on SIGHUP and on change, and run the monitors,
+    // both following the current schemas.
+    let (schemas_sender, current_schemas) = watch::channel(schemas.clone());
+    let reloader = tokio::spawn(reload::watch(
+        settings.clone(),
+        loaded,
+        schemas_sender,
+        dispatcher_stop.clone(),
+    ));
+    let activity = Arc::new(Activity::default());
+    let monitors = tokio::spawn(monitor::run(
+        settings.sink.clone(),
+        settings.webhooks.clone(),
+        outbox_ready.clone(),
+        current_schemas.clone(),
+        activity.clone(),
+        dispatcher_stop.clone(),
+    ));
+
     // Stream, session after session, until stopped.
-    let pipeline = Pipeline::new(schemas).with_origins(settings.source.origins);
-    let stream = Stream::new(pipeline, &settings.sink, options.until_lsn);
-    let mut supervisor = Supervisor { settings: &settings, stream, sink: None, outbox_ready };
+    let mut pipeline = Pipeline::new(schemas).with_origins(settings.source.origins);
+    pipeline.set_activity(activity);
+    let mut stream = Stream::new(pipeline, &settings.sink, options.until_lsn);
+    stream.follow_reloads(current_schemas);
+    let mut supervisor =
+        Supervisor { settings: &settings, stream, sink: None, outbox_ready, readiness };
     let result = supervisor.run(&stop).await;
 
-    // Then stop the dispatcher.
+    // Then stop the dispatcher, the reloader, the monitors and the admin
+    // listener.
     dispatcher_stop.cancel();
-    let _ = dispatcher.await;
+    let _ = tokio::join!(dispatcher, reloader, monitors);
+    admin_stop.cancel();
     if result.is_ok() {
         let acknowledged = sink::format_lsn(supervisor.stream.acknowledged());
         tracing::info!(acknowledged = %acknowledged, "stopped");
@@ -115,6 +153,7 @@ struct Supervisor<'a> {
     /// The sink connection, kept across sessions while it works.
     sink: Option<Sink>,
     outbox_ready: Arc<Notify>,
+    readiness: Arc<Readiness>,
 }
 
 impl Supervisor<'_> {
@@ -137,11 +176,13 @@ impl Supervisor<'_> {
                                 "replication resumed");
                         }
                         standing_by = false;
+                        self.readiness.set_streaming(true);
                         self.stream(transport, stop).await
                     }
                     Err(err) => Err(err),
                 },
             };
+            self.readiness.set_streaming(false);
             let Err(err) = result else { return Ok(()) };
 
             // Decide, and log each attempt once.
@@ -160,6 +201,7 @@ impl Supervisor<'_> {
                     STANDBY_POLL
                 }
                 Disposition::Retry => {
+                    metrics::counter!(telemetry_metrics::RECONNECTS_TOTAL).increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(slot = %slot, attempt = backoff.attempt,
                         retry_in_ms = delay.as_millis() as u64, error = %err,

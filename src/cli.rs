@@ -40,6 +40,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// How `check` writes its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stream changes, validate them and record violations (the service).
@@ -53,6 +60,28 @@ pub enum Command {
         /// Print the SQL that would run, and change nothing.
         #[arg(long)]
         print_sql: bool,
+    },
+    /// Lint every schema file and report every problem with its location.
+    Check {
+        /// Also compare the files with the source database's catalog.
+        #[arg(long)]
+        against_db: bool,
+        /// Report format on stdout.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
+    /// Write starter schema files from the source database's catalog.
+    Init {
+        /// A table to describe (`schema.table`, or `table` in public); repeat for
+        /// several. Default: every table outside the system schemas.
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+        /// Folder to write to; default: the configured schemas folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace files that already exist.
+        #[arg(long)]
+        force: bool,
     },
     /// Webhook alerts.
     Alerts {

@@ -23,12 +23,17 @@
 pub mod pgoutput;
 
 pub mod app;
+pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod init;
+pub mod monitor;
 pub mod pipeline;
 pub mod postgres;
 pub mod relation;
+pub mod reload;
 pub mod replication;
 pub mod row;
 pub mod schema;

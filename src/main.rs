@@ -41,6 +41,14 @@ async fn run(cli: Cli) -> ExitCode {
             walguard::app::run(settings, options, stop).await.map_err(Into::into)
         }
         Command::Setup { print_sql } => setup(&settings, print_sql).await,
+        Command::Check { against_db, format } => {
+            return check(&settings, against_db, format).await;
+        }
+        Command::Init { tables, out, force } => {
+            let out = out.unwrap_or_else(|| settings.schemas.clone());
+            let options = walguard::init::InitOptions { tables, out, force };
+            init(&settings, &options).await
+        }
         Command::Alerts { action: AlertsAction::Test } => {
             let mut out = std::io::stdout();
             walguard::sink::endpoint::test_webhooks(&settings.webhooks, &mut out)
@@ -69,6 +77,34 @@ async fn setup(
         "walguard is set up: slot {}, publication {}, tables in schema {}",
         settings.source.slot, settings.source.publication, settings.sink.schema
     );
+    Ok(())
+}
+
+/// Prints the report; exits 1 when it found a problem.
+async fn check(
+    settings: &walguard::config::Settings,
+    against_db: bool,
+    format: walguard::cli::ReportFormat,
+) -> ExitCode {
+    let against = against_db.then_some(&settings.source.connection);
+    let report = match walguard::check::check(&settings.schemas, against).await {
+        Ok(report) => report,
+        Err(err) => return fail(&err),
+    };
+    match format {
+        walguard::cli::ReportFormat::Text => print!("{}", report.to_text()),
+        walguard::cli::ReportFormat::Json => print!("{}", report.to_json()),
+    }
+    if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn init(
+    settings: &walguard::config::Settings,
+    options: &walguard::init::InitOptions,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for path in walguard::init::init(settings, options).await? {
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 

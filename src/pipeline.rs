@@ -19,10 +19,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::Origins;
+use crate::monitor::Activity;
 use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple};
 use crate::relation::{CachedRelation, RelationCache};
 use crate::row::{self, RowError};
-use crate::schema::{SchemaSet, TableSchema};
+use crate::schema::{QualifiedName, SchemaSet, TableSchema};
 use crate::sink::{Violation, format_lsn};
 use crate::validate::{self, Operation};
 
@@ -56,25 +57,30 @@ struct Transaction {
 /// Turns one session's messages into violations.
 pub struct Pipeline {
     schemas: Arc<SchemaSet>,
+    /// Reloaded schemas waiting for the open transaction to commit.
+    next_schemas: Option<Arc<SchemaSet>>,
     relations: RelationCache,
     transaction: Option<Transaction>,
+    /// Inserts of the open transaction into tables with monitors.
+    inserts: Inserts,
     origins: Origins,
 }
 
 impl Pipeline {
-    /// A pipeline that validates every transaction, whatever its origin.
     pub fn new(schemas: Arc<SchemaSet>) -> Self {
         Pipeline {
             schemas,
+            next_schemas: None,
             relations: RelationCache::default(),
             transaction: None,
+            inserts: Inserts::default(),
             origins: Origins::All,
         }
     }
 
     /// Reads user-defined types by these kinds, from the catalog, rather than
-    /// by their Type messages' names.
-    /// Called before each session, with the catalog as it is then.
+    /// by their Type messages' names. Called before each session, with the
+    /// catalog as it is then.
     pub fn set_type_kinds(&mut self, kinds: crate::type_catalog::TypeKinds) {
         self.relations.set_catalog(kinds);
     }
@@ -85,10 +91,30 @@ impl Pipeline {
         self
     }
 
+    /// Switches to reloaded schemas between transactions: at once when none
+    /// is open, else at its commit, so that one transaction is validated
+    /// against one version of the files.
+    pub fn replace_schemas(&mut self, schemas: Arc<SchemaSet>) {
+        if self.in_transaction() {
+            self.next_schemas = Some(schemas);
+        } else {
+            self.schemas = schemas;
+        }
+    }
+
+    /// Hands the monitors what the committed transactions inserted.
+    pub fn set_activity(&mut self, activity: Arc<Activity>) {
+        self.inserts.activity = Some(activity);
+    }
+
     /// Forgets relations: the server sends them again in a new session.
     pub fn reset(&mut self) {
         self.relations.clear();
         self.transaction = None;
+        self.inserts.counts.clear();
+        if let Some(schemas) = self.next_schemas.take() {
+            self.schemas = schemas;
+        }
     }
 
     /// Whether a transaction has begun and not yet committed.
@@ -108,6 +134,10 @@ impl Pipeline {
 
     pub fn commit(&mut self) {
         self.transaction = None;
+        self.inserts.commit();
+        if let Some(schemas) = self.next_schemas.take() {
+            self.schemas = schemas;
+        }
     }
 
     /// Handles one message between Begin and Commit (or a Relation or Type
@@ -157,6 +187,9 @@ impl Pipeline {
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else {
             return Ok(());
         };
+        if operation == Operation::Insert && !schema.monitors().is_empty() {
+            self.inserts.count(schema.table());
+        }
 
         let row = row::row_from_tuple(cached, &tuple)
             .map_err(|source| PipelineError::Row { lsn: lsn(), source })?;
@@ -201,6 +234,34 @@ impl Pipeline {
     /// The relation metadata for an oid, for tests and drift checks.
     pub fn relation(&self, oid: Oid) -> Option<&CachedRelation> {
         self.relations.get(oid)
+    }
+}
+
+/// Inserts into monitored tables, counted per transaction and handed to the
+/// monitors at commit (a rolled-back transaction never reaches the stream).
+#[derive(Default)]
+struct Inserts {
+    counts: Vec<(QualifiedName, u64)>,
+    activity: Option<Arc<Activity>>,
+}
+
+impl Inserts {
+    fn count(&mut self, table: &QualifiedName) {
+        if self.activity.is_none() {
+            return;
+        }
+        match self.counts.iter_mut().find(|(name, _)| name == table) {
+            Some((_, count)) => *count += 1,
+            None => self.counts.push((table.clone(), 1)),
+        }
+    }
+
+    fn commit(&mut self) {
+        if let Some(activity) = &self.activity
+            && !self.counts.is_empty()
+        {
+            activity.record(self.counts.drain(..));
+        }
     }
 }
 

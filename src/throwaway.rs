@@ -48,7 +48,7 @@ const HOST: &str = "127.0.0.1";
 /// full-page writes, which only guard against an OS crash.
 /// synchronous_commit stays on: crash tests need every commit a client saw
 /// succeed to survive an immediate stop.
-const SETTINGS: &str = "-c wal_level=logical -c max_wal_senders=32 -c max_replication_slots=200 \
+const SETTINGS: &str = "-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=200 \
                         -c max_connections=200 -c max_prepared_transactions=16 -c fsync=off \
                         -c full_page_writes=off";
 

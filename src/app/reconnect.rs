@@ -54,7 +54,8 @@ impl RunError {
             RunError::Slot(_)
             | RunError::Schema(_)
             | RunError::Pipeline(_)
-            | RunError::RowTooLarge { .. } => Disposition::Fatal,
+            | RunError::RowTooLarge { .. }
+            | RunError::Admin(_) => Disposition::Fatal,
         }
     }
 

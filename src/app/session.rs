@@ -12,9 +12,12 @@
 //! again, and the violations' unique key makes the second write harmless)
 //! and forgets the relations, which the server sends again.
 
+use crate::telemetry::metrics as telemetry;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgwire_replication::ReplicationEvent;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +25,15 @@ use super::RunError;
 use crate::config::SinkSettings;
 use crate::pipeline::Pipeline;
 use crate::replication::{Progress, Transport};
+use crate::schema::SchemaSet;
 use crate::sink::{Sink, Violation};
 
 /// The state of the stream, kept across sessions.
 pub(super) struct Stream {
     pub(super) pipeline: Pipeline,
+    /// Reloaded schemas, switched to between transactions; `None` when
+    /// nothing reloads them.
+    schemas: Option<watch::Receiver<Arc<SchemaSet>>>,
     progress: Progress,
     batch: Vec<Violation>,
     /// The furthest position that becomes durable once `batch` is written.
@@ -38,10 +45,18 @@ pub(super) struct Stream {
     until_lsn: Option<u64>,
 }
 
+/// The next reloaded schemas, or `None` once the reloader has gone.
+async fn changed(schemas: &mut Option<watch::Receiver<Arc<SchemaSet>>>) -> Option<Arc<SchemaSet>> {
+    let receiver = schemas.as_mut()?;
+    receiver.changed().await.ok()?;
+    Some(receiver.borrow_and_update().clone())
+}
+
 impl Stream {
     pub(super) fn new(pipeline: Pipeline, sink: &SinkSettings, until_lsn: Option<u64>) -> Self {
         Stream {
             pipeline,
+            schemas: None,
             progress: Progress::default(),
             batch: Vec::new(),
             pending_ack: None,
@@ -50,6 +65,11 @@ impl Stream {
             max_delay: sink.batch_max_delay,
             until_lsn,
         }
+    }
+
+    /// Switches the pipeline to each set of schemas `schemas` receives.
+    pub(super) fn follow_reloads(&mut self, schemas: watch::Receiver<Arc<SchemaSet>>) {
+        self.schemas = Some(schemas);
     }
 
     /// The furthest position acknowledged in any session.
@@ -90,6 +110,13 @@ impl Stream {
                     self.flush(transport, sink).await?;
                     continue;
                 }
+                changed = changed(&mut self.schemas), if self.schemas.is_some() => {
+                    match changed {
+                        Some(schemas) => self.pipeline.replace_schemas(schemas),
+                        None => self.schemas = None,
+                    }
+                    continue;
+                }
                 event = transport.recv() => event?,
             };
             let Some(event) = event else {
@@ -111,6 +138,7 @@ impl Stream {
                 self.pipeline.begin(final_lsn.as_u64(), commit_time_micros, xid);
             }
             ReplicationEvent::XLogData { data, .. } => {
+                metrics::counter!(telemetry::MESSAGES_TOTAL).increment(1);
                 self.pipeline.handle(&data, &mut self.batch)?;
                 if self.batch.len() >= self.max_violations {
                     self.flush(transport, sink).await?;
@@ -118,6 +146,7 @@ impl Stream {
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
                 self.pipeline.commit();
+                metrics::counter!(telemetry::TRANSACTIONS_TOTAL).increment(1);
                 tracing::debug!(lsn = %crate::sink::format_lsn(end_lsn.as_u64()), "commit read");
                 self.advance(end_lsn.as_u64(), transport);
             }
@@ -145,6 +174,8 @@ impl Stream {
         if !self.batch.is_empty() {
             let fresh = sink.write(&self.batch).await?;
             tracing::debug!(violations = self.batch.len(), fresh, "batch written");
+            metrics::counter!(telemetry::BATCHES_TOTAL).increment(1);
+            metrics::counter!(telemetry::VIOLATIONS_TOTAL).increment(fresh as u64);
             self.batch.clear();
         }
         if let Some(lsn) = self.pending_ack.take() {

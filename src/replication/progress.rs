@@ -36,6 +36,7 @@ impl Progress {
         if lsn > self.acknowledged {
             transport.acknowledge(lsn);
             self.acknowledged = lsn;
+            metrics::gauge!(crate::telemetry::metrics::ACKNOWLEDGED_LSN).set(lsn as f64);
         }
     }
 

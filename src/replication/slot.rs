@@ -70,6 +70,28 @@ pub async fn plan(
     publication: &str,
     own_schema: &str,
 ) -> Result<Vec<String>, SlotError> {
+    let mut statements = plan_publications(client, schemas, publication, own_schema).await?;
+    let existing = client
+        .query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
+        .await
+        .map_err(SlotError::sql("look up the replication slot"))?;
+    if existing.is_none() {
+        statements.push(format!(
+            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+            quote_literal(slot)
+        ));
+    }
+    Ok(statements)
+}
+
+/// The statements that make the publications list exactly the tables of
+/// `schemas`; also what a reload runs when tables come or go.
+pub async fn plan_publications(
+    client: &Client,
+    schemas: &SchemaSet,
+    publication: &str,
+    own_schema: &str,
+) -> Result<Vec<String>, SlotError> {
     let database: String = client
         .query_one("SELECT current_database()", &[])
         .await
@@ -109,17 +131,6 @@ pub async fn plan(
     let [main, inserts] = publication_names(publication);
     let mut statements = publication_statements(client, &main, "insert, update", &full).await?;
     statements.extend(publication_statements(client, &inserts, "insert", &inserts_only).await?);
-
-    let existing = client
-        .query_opt("SELECT plugin FROM pg_replication_slots WHERE slot_name = $1", &[&slot])
-        .await
-        .map_err(SlotError::sql("look up the replication slot"))?;
-    if existing.is_none() {
-        statements.push(format!(
-            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
-            quote_literal(slot)
-        ));
-    }
     Ok(statements)
 }
 

@@ -49,21 +49,30 @@ pub(super) struct Misplaced {
     pub(super) message: String,
 }
 
-/// Checks every `x-` keyword in the document against where it sits.
-pub(super) fn check(document: &serde_json::Value) -> Result<(), Misplaced> {
-    walk(document, &mut String::new(), Place::Top)
+/// Checks every `x-` keyword in the document against where it sits, and
+/// returns each one that is unknown or out of place, in document order.
+pub(super) fn check(document: &serde_json::Value) -> Vec<Misplaced> {
+    let mut misplaced = Vec::new();
+    walk(document, &mut String::new(), Place::Top, &mut misplaced);
+    misplaced
 }
 
-fn walk(schema: &serde_json::Value, pointer: &mut String, place: Place) -> Result<(), Misplaced> {
+fn walk(
+    schema: &serde_json::Value,
+    pointer: &mut String,
+    place: Place,
+    misplaced: &mut Vec<Misplaced>,
+) {
     let Some(keywords) = schema.as_object() else {
-        return Ok(());
+        return;
     };
     for (keyword, value) in keywords {
         let length = pointer.len();
         push_segment(pointer, keyword);
         if keyword.starts_with("x-") {
-            check_keyword(keyword, place)
-                .map_err(|message| Misplaced { pointer: pointer.clone(), message })?;
+            if let Err(message) = check_keyword(keyword, place) {
+                misplaced.push(Misplaced { pointer: pointer.clone(), message });
+            }
         } else if SCHEMA_MAPS.contains(&keyword.as_str()) {
             let inner = if place == Place::Top && keyword == "properties" {
                 Place::Column
@@ -73,23 +82,22 @@ fn walk(schema: &serde_json::Value, pointer: &mut String, place: Place) -> Resul
             for (name, subschema) in value.as_object().into_iter().flatten() {
                 let length = pointer.len();
                 push_segment(pointer, name);
-                walk(subschema, pointer, inner)?;
+                walk(subschema, pointer, inner, misplaced);
                 pointer.truncate(length);
             }
         } else if SCHEMAS.contains(&keyword.as_str()) && !value.is_array() {
-            walk(value, pointer, Place::Nested)?;
+            walk(value, pointer, Place::Nested, misplaced);
         } else if SCHEMA_LISTS.contains(&keyword.as_str()) || SCHEMAS.contains(&keyword.as_str()) {
             for (index, subschema) in value.as_array().into_iter().flatten().enumerate() {
                 let length = pointer.len();
                 pointer.push('/');
                 pointer.push_str(&index.to_string());
-                walk(subschema, pointer, Place::Nested)?;
+                walk(subschema, pointer, Place::Nested, misplaced);
                 pointer.truncate(length);
             }
         }
         pointer.truncate(length);
     }
-    Ok(())
 }
 
 /// Whether `keyword` may appear at `place`, and if not, what to do instead.

@@ -4,11 +4,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use jsonschema::{Draft, ValidationOptions};
+use jsonschema::{Draft, ValidationOptions, Validator};
 use serde_json::{Map, Value};
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 use super::keywords::{self, push_segment};
+use super::monitors::{self, Monitors};
 use super::rules::compile_rules;
 use super::{Column, ColumnRef, QualifiedName, SchemaError, Severity, TableSchema};
 
@@ -50,62 +51,72 @@ pub(super) fn schema_files(dir: &Path) -> Result<Vec<PathBuf>, SchemaError> {
     Ok(files)
 }
 
-/// Loads and compiles one schema file.
-pub(super) fn load_file(path: &Path) -> Result<TableSchema, SchemaError> {
+/// Loads and compiles one schema file, or returns every problem found in it.
+///
+/// Sections that do not depend on each other (the table name, the placement
+/// of our keywords, the JSON Schema, each of our keywords' values, the rules)
+/// are all checked, so that `walguard check` can list every problem at once;
+/// a file whose YAML does not parse has just that one.
+pub(super) fn load_file(path: &Path) -> Result<TableSchema, Vec<SchemaError>> {
     // Parse the YAML into a JSON document whose top level is a mapping.
     let text = fs::read_to_string(path)
-        .map_err(|source| SchemaError::ReadFile { path: path.to_owned(), source })?;
-    let document = parse_yaml(path, &text)?;
+        .map_err(|source| vec![SchemaError::ReadFile { path: path.to_owned(), source }])?;
+    let document = parse_yaml(path, &text).map_err(|err| vec![err])?;
     let root = match &document {
         Value::Object(root) => root,
-        Value::Null => return Err(SchemaError::invalid(path, "", "the file is empty")),
+        Value::Null => return Err(vec![SchemaError::invalid(path, "", "the file is empty")]),
         _ => {
             let message = "the file must be a mapping of JSON Schema keywords, with x-table";
-            return Err(SchemaError::invalid(path, "", message));
+            return Err(vec![SchemaError::invalid(path, "", message)]);
         }
     };
+    let mut problems = Vec::new();
 
     // Check our keywords before compiling: the table first, then their places.
-    let table = read_table(path, root)?;
-    keywords::check(&document)
-        .map_err(|misplaced| SchemaError::invalid(path, &misplaced.pointer, misplaced.message))?;
+    let table = read_table(path, root).map_err(|err| problems.push(err)).ok();
+    problems.extend(
+        keywords::check(&document)
+            .into_iter()
+            .map(|misplaced| SchemaError::invalid(path, &misplaced.pointer, misplaced.message)),
+    );
 
     // Compile the JSON Schema, which also validates it against the meta-schema,
     // so the reads below can trust its shape.
-    let validator = jsonschema_options().build(&document).map_err(|err| {
-        let message = format!("invalid JSON Schema: {err}");
-        SchemaError::invalid(path, err.instance_path().as_str(), message)
-    })?;
-    let mut columns = read_columns(path, root)?;
-    let per_column = validates_per_column(root) && compile_columns(&document, &mut columns);
+    let validator = compile_document(path, &document).map_err(|err| problems.extend(err)).ok();
+    let mut columns = read_columns(path, root, &mut problems);
 
     // Read the remaining top-level keywords of ours.
     let severity = match root.get("x-severity") {
-        Some(value) => read_severity(path, "/x-severity", value)?,
+        Some(value) => read_severity(path, "/x-severity", value)
+            .map_err(|err| problems.push(err))
+            .unwrap_or_default(),
         None => Severity::default(),
     };
     let on_unknown_columns = match root.get("x-on-unknown-columns") {
-        Some(value) => value.as_str().and_then(|text| text.parse().ok()).ok_or_else(|| {
+        Some(value) => value.as_str().and_then(|text| text.parse().ok()).unwrap_or_else(|| {
             let message = "x-on-unknown-columns must be ignore, info, warn, error or critical";
-            SchemaError::invalid(path, "/x-on-unknown-columns", message)
-        })?,
+            problems.push(SchemaError::invalid(path, "/x-on-unknown-columns", message));
+            Default::default()
+        }),
         None => Default::default(),
     };
     let monitors = match root.get("x-monitors") {
-        Some(Value::Object(monitors)) => Some(monitors.clone()),
-        Some(_) => {
-            let message = "x-monitors must be a mapping, such as {freshness: 15m}";
-            return Err(SchemaError::invalid(path, "/x-monitors", message));
-        }
-        None => None,
+        Some(value) => monitors::read(path, value, &mut problems),
+        None => Monitors::default(),
     };
-    let rules = compile_rules(path, root.get("x-rules"))?;
+    let rules = compile_rules(path, root.get("x-rules")).map_err(|err| problems.push(err)).ok();
+
+    let (Some(table), Some(validator), Some(rules), true) =
+        (table, validator, rules, problems.is_empty())
+    else {
+        return Err(problems);
+    };
+    let per_column = validates_per_column(root) && compile_columns(&document, &mut columns);
     let required = root
         .get("required")
         .and_then(Value::as_array)
         .map(|names| names.iter().filter_map(|name| name.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-
     let column_index =
         columns.iter().enumerate().map(|(index, column)| (column.name.clone(), index)).collect();
     Ok(TableSchema {
@@ -121,6 +132,22 @@ pub(super) fn load_file(path: &Path) -> Result<TableSchema, SchemaError> {
         on_unknown_columns,
         monitors,
     })
+}
+
+/// Compiles the whole document. A document that breaks the meta-schema gets
+/// one problem per broken keyword; one that passes it can still fail to
+/// compile (an unknown format, a `$ref` that does not resolve, a bad regex).
+fn compile_document(path: &Path, document: &Value) -> Result<Validator, Vec<SchemaError>> {
+    let invalid = |err: &jsonschema::ValidationError| {
+        let message = format!("invalid JSON Schema: {err}");
+        SchemaError::invalid(path, err.instance_path().as_str(), message)
+    };
+    let meta = jsonschema::draft202012::meta::validator();
+    let broken: Vec<SchemaError> = meta.iter_errors(document).map(|err| invalid(&err)).collect();
+    if !broken.is_empty() {
+        return Err(broken);
+    }
+    jsonschema_options().build(document).map_err(|err| vec![invalid(&err)])
 }
 
 /// The options every schema compiles with: draft 2020-12, formats asserted
@@ -191,10 +218,15 @@ fn read_severity(path: &Path, pointer: &str, value: &Value) -> Result<Severity, 
 }
 
 /// Reads the columns under the top-level `properties` with our keywords on
-/// them.
-fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, SchemaError> {
+/// them; a column with a malformed keyword is left out and each problem
+/// pushed to `problems`.
+fn read_columns(
+    path: &Path,
+    root: &Map<String, Value>,
+    problems: &mut Vec<SchemaError>,
+) -> Vec<Column> {
     let Some(properties) = root.get("properties").and_then(Value::as_object) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut columns = Vec::with_capacity(properties.len());
     for (name, property) in properties {
@@ -203,25 +235,33 @@ fn read_columns(path: &Path, root: &Map<String, Value>) -> Result<Vec<Column>, S
         let keyword = |keyword: &str| {
             property.get(keyword).map(|value| (value, pointer.clone() + "/" + keyword))
         };
+        let found = problems.len();
 
         let pii = match keyword("x-pii") {
             Some((Value::Bool(pii), _)) => *pii,
             Some((_, pointer)) => {
-                return Err(SchemaError::invalid(path, &pointer, "x-pii must be true or false"));
+                problems.push(SchemaError::invalid(path, &pointer, "x-pii must be true or false"));
+                false
             }
             None => false,
         };
         let severity = match keyword("x-severity") {
-            Some((value, pointer)) => Some(read_severity(path, &pointer, value)?),
+            Some((value, pointer)) => {
+                read_severity(path, &pointer, value).map_err(|err| problems.push(err)).ok()
+            }
             None => None,
         };
         let references = match keyword("x-references") {
-            Some((value, pointer)) => Some(read_reference(path, &pointer, value)?),
+            Some((value, pointer)) => {
+                read_reference(path, &pointer, value).map_err(|err| problems.push(err)).ok()
+            }
             None => None,
         };
-        columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+        if problems.len() == found {
+            columns.push(Column { name: name.clone(), pii, severity, references, validator: None });
+        }
     }
-    Ok(columns)
+    columns
 }
 
 /// Reads `x-references: schema.table.column`.

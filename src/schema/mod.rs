@@ -35,6 +35,7 @@
 mod error;
 mod keywords;
 mod load;
+mod monitors;
 mod name;
 mod rules;
 mod severity;
@@ -42,9 +43,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::SchemaError;
+pub use monitors::{Monitors, Volume};
 pub use name::{ColumnRef, NameError, QualifiedName};
 pub(crate) use rules::cel_env;
 pub use severity::{Severity, UnknownColumns, UnknownSeverity};
@@ -57,32 +59,66 @@ pub struct SchemaSet {
     tables: Vec<TableSchema>,
 }
 
+/// What loading a folder found: the tables that loaded, and every problem.
+#[derive(Debug)]
+pub struct Lint {
+    /// Every schema file of the folder, in name order.
+    pub files: Vec<PathBuf>,
+    /// The files that loaded, without the later of two naming one table.
+    pub set: SchemaSet,
+    /// Every problem, in file name order; empty when the folder is usable.
+    pub problems: Vec<SchemaError>,
+}
+
 impl SchemaSet {
     /// Loads and compiles every `*.yaml` / `*.yml` file directly in `dir`, in
     /// file name order.
     ///
-    /// Fails on the first file that cannot be used, on two files naming the
-    /// same table, and on a folder without schema files.
+    /// Fails on the first problem (see [`SchemaSet::lint`] for all of them): a
+    /// file that cannot be used, two files naming the same table, a folder
+    /// without schema files.
     pub fn load(dir: &Path) -> Result<SchemaSet, SchemaError> {
-        let mut tables = Vec::new();
-        for path in load::schema_files(dir)? {
-            tables.push(load::load_file(&path)?);
+        let lint = SchemaSet::lint(dir)?;
+        match lint.problems.into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(lint.set),
         }
-        if tables.is_empty() {
-            return Err(SchemaError::NoFiles { dir: dir.to_owned() });
+    }
+
+    /// Loads every file of `dir` and collects every problem instead of
+    /// stopping at the first; fails only when the folder cannot be listed.
+    pub fn lint(dir: &Path) -> Result<Lint, SchemaError> {
+        let mut tables = Vec::new();
+        let mut problems = Vec::new();
+        let files = load::schema_files(dir)?;
+        for path in &files {
+            match load::load_file(path) {
+                Ok(table) => tables.push(table),
+                Err(file_problems) => problems.extend(file_problems),
+            }
+        }
+        if tables.is_empty() && problems.is_empty() {
+            problems.push(SchemaError::NoFiles { dir: dir.to_owned() });
         }
 
         // A stable sort keeps files in name order among equal tables, so the
         // duplicate reported is the later file.
         tables.sort_by(|a, b| a.table.cmp(&b.table));
-        if let Some(pair) = tables.windows(2).find(|pair| pair[0].table == pair[1].table) {
-            return Err(SchemaError::DuplicateTable {
-                path: pair[1].path.clone(),
-                first: pair[0].path.clone(),
-                table: pair[1].table.clone(),
-            });
+        let mut unique: Vec<TableSchema> = Vec::with_capacity(tables.len());
+        for table in tables {
+            match unique.last() {
+                Some(first) if first.table == table.table => {
+                    problems.push(SchemaError::DuplicateTable {
+                        path: table.path.clone(),
+                        first: first.path.clone(),
+                        table: table.table.clone(),
+                    });
+                }
+                _ => unique.push(table),
+            }
         }
-        Ok(SchemaSet { tables })
+        problems.sort_by(|a, b| a.path().cmp(b.path()));
+        Ok(Lint { files, set: SchemaSet { tables: unique }, problems })
     }
 
     /// The schema of table `schema.table`, names as PostgreSQL stores them.
@@ -106,7 +142,7 @@ impl SchemaSet {
         self.tables.len()
     }
 
-    /// Whether there are no tables; never true for a loaded set.
+    /// Whether there are no tables; never true for a set from [`SchemaSet::load`].
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }

@@ -40,6 +40,28 @@ impl QualifiedName {
         let quote = |identifier: &str| format!("\"{}\"", identifier.replace('"', "\"\""));
         format!("{}.{}", quote(&self.schema), quote(&self.name))
     }
+
+    /// The name as a schema file writes it, quoting only the identifiers that
+    /// need it, so that it parses back to the same name.
+    pub fn written(&self) -> String {
+        format!("{}.{}", written_identifier(&self.schema), written_identifier(&self.name))
+    }
+}
+
+impl ColumnRef {
+    /// The reference as a schema file writes it (see [`QualifiedName::written`]).
+    pub fn written(&self) -> String {
+        format!("{}.{}", self.table.written(), written_identifier(&self.column))
+    }
+}
+
+/// An identifier bare when it parses back unchanged, else double-quoted.
+fn written_identifier(identifier: &str) -> String {
+    if check_unquoted(identifier, identifier).is_ok() {
+        identifier.to_owned()
+    } else {
+        format!("\"{}\"", identifier.replace('"', "\"\""))
+    }
 }
 
 impl fmt::Display for QualifiedName {
@@ -183,6 +205,16 @@ mod tests {
         let name = QualifiedName::new("Sales", r#"Order "Items""#);
         assert_eq!(name.quoted(), r#""Sales"."Order ""Items""""#);
         assert_eq!(name.quoted().parse::<QualifiedName>(), Ok(name));
+    }
+
+    #[test]
+    fn written_form_quotes_only_what_needs_it_and_parses_back() {
+        let name = QualifiedName::new("public", "Order Items");
+        assert_eq!(name.written(), r#"public."Order Items""#);
+        assert_eq!(name.written().parse::<QualifiedName>(), Ok(name));
+        let target = ColumnRef { table: QualifiedName::new("s", "t"), column: "Id".into() };
+        assert_eq!(target.written(), r#"s.t."Id""#);
+        assert_eq!(target.written().parse::<ColumnRef>(), Ok(target));
     }
 
     #[test]

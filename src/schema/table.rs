@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use jsonschema::Validator;
-use serde_json::{Map, Value};
 
-use super::{ColumnRef, QualifiedName, Severity, UnknownColumns};
+use super::{ColumnRef, Monitors, QualifiedName, Severity, UnknownColumns};
 
 /// The compiled schema of one table, loaded from one file.
 #[derive(Debug)]
@@ -24,7 +23,7 @@ pub struct TableSchema {
     pub(super) per_column: bool,
     pub(super) rules: Vec<Rule>,
     pub(super) on_unknown_columns: UnknownColumns,
-    pub(super) monitors: Option<Map<String, Value>>,
+    pub(super) monitors: Monitors,
 }
 
 impl TableSchema {
@@ -101,10 +100,9 @@ impl TableSchema {
         self.on_unknown_columns
     }
 
-    /// The `x-monitors` mapping as written (freshness, volume), for the monitors
-    /// to interpret.
-    pub fn monitors(&self) -> Option<&Map<String, Value>> {
-        self.monitors.as_ref()
+    /// The `x-monitors` settings (freshness, volume); empty when there are none.
+    pub fn monitors(&self) -> &Monitors {
+        &self.monitors
     }
 
     /// Whether rows are checked one column at a time, with

@@ -44,7 +44,7 @@ fn example_schemas_load() {
     assert_eq!(orders.rules()[0].severity(), Some(Severity::Critical));
     let (column, target) = orders.references().next().unwrap();
     assert_eq!((column, target.to_string().as_str()), ("account_id", "public.accounts.id"));
-    assert!(orders.monitors().unwrap().contains_key("freshness"));
+    assert_eq!(orders.monitors().freshness, Some(std::time::Duration::from_secs(15 * 60)));
     assert!(orders.validates_per_column());
 
     let accounts = set.get("public", "accounts").unwrap();

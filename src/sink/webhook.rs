@@ -17,6 +17,7 @@
 //! Gone stops the endpoint's task until walguard restarts; its deliveries stay
 //! pending.
 
+use crate::telemetry::metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,6 +255,7 @@ impl Dispatcher {
                 Outcome::Delivered { status } => {
                     client.execute(&sql.delivered, &[&id]).await?;
                     tracing::debug!(endpoint = %name, webhook_id, status, "alert delivered");
+                    count_attempt(metrics::DELIVERED);
                 }
                 Outcome::Gone => {
                     client.execute(&sql.gone, &[&id]).await?;
@@ -269,6 +271,7 @@ impl Dispatcher {
                     });
                     let wait_ms = wait.as_millis() as f64;
                     client.execute(&sql.failed, &[&id, &reason, &dead, &wait_ms]).await?;
+                    count_attempt(if dead { metrics::DEAD } else { metrics::RETRIED });
                     if dead {
                         tracing::error!(endpoint = %name, webhook_id, attempts,
                             error = %reason, "alert undeliverable, marked dead");
@@ -299,4 +302,9 @@ impl Dispatcher {
 fn jitter(wait: Duration) -> Duration {
     let factor = rand::rng().random_range(0.9..1.1);
     wait.mul_f64(factor)
+}
+
+/// Counts one delivery attempt by its outcome.
+fn count_attempt(outcome: &'static str) {
+    ::metrics::counter!(metrics::WEBHOOK_ATTEMPTS_TOTAL, metrics::OUTCOME => outcome).increment(1);
 }

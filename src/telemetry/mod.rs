@@ -1,9 +1,11 @@
-//! Logs (and, later, metrics and health): how walguard tells operators what
-//! it is doing.
+//! Logs, metrics and health: how walguard tells operators what it is doing.
 //!
 //! Log levels: `error`, an operator must act; `warn`, recovered but
 //! unexpected; `info`, lifecycle; `debug`, per batch; `trace`, per message.
 //! Row values, secrets and connection strings are never logged.
+
+pub mod admin;
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 
