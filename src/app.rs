@@ -38,6 +38,7 @@ use crate::schema::{SchemaError, SchemaSet};
 use crate::sink::{self, Sink, SinkError};
 use crate::telemetry::admin::{self, AdminError, Readiness};
 use crate::telemetry::metrics as telemetry_metrics;
+use crate::type_catalog;
 use reconnect::{Backoff, Disposition, STANDBY_POLL};
 use session::Stream;
 
@@ -127,7 +128,7 @@ pub async fn run(
 
     // Stream, session after session, until stopped.
     let checker = Checker::new(settings.source.connection.clone());
-    let mut pipeline = Pipeline::new(schemas);
+    let mut pipeline = Pipeline::new(schemas).with_origins(settings.source.origins);
     pipeline.set_activity(activity);
     let mut stream = Stream::new(pipeline, checker, &settings.sink, options.until_lsn);
     stream.follow_reloads(current_schemas);
@@ -240,6 +241,10 @@ impl Supervisor<'_> {
         let source = postgres::connect(&settings.source.connection, "walguard").await?;
         let publications =
             slot::check(&source, &settings.source.slot, &settings.source.publication).await?;
+        let type_kinds = type_catalog::load(&source)
+            .await
+            .map_err(|source| SlotError::Sql { action: "read user-defined types", source })?;
+        self.stream.pipeline.set_type_kinds(type_kinds);
         drop(source);
         if self.sink.as_ref().is_none_or(Sink::is_closed) {
             let sink = Sink::connect(&settings.sink, &settings.webhooks, self.outbox_ready.clone())

@@ -187,9 +187,13 @@ fn keywords(column: &CatalogColumn) -> Vec<String> {
         }
         (ValueKind::Scalar(ScalarKind::Boolean), None) => keywords.push("type: boolean".into()),
         (ValueKind::Scalar(ScalarKind::Json), None) => {}
-        (ValueKind::Scalar(ScalarKind::Timestamptz), None) => {
+        (ValueKind::Scalar(ScalarKind::Timestamptz | ScalarKind::Timestamp), None) => {
             keywords.push("type: string".into());
             keywords.push("format: date-time".into());
+        }
+        (ValueKind::Scalar(ScalarKind::Time | ScalarKind::Timetz), None) => {
+            keywords.push("type: string".into());
+            keywords.push("format: time".into());
         }
         (ValueKind::Scalar(ScalarKind::Text), None) => {
             keywords.push("type: string".into());

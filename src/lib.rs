@@ -43,4 +43,5 @@ pub mod setup;
 pub mod sink;
 pub mod telemetry;
 pub mod throwaway;
+pub mod type_catalog;
 pub mod validate;

@@ -5,7 +5,13 @@
 //! benchmarks can drive it with bytes. It assumes the server's ordering
 //! guarantees for pgoutput: a Relation message precedes the first change to
 //! that relation in a session, and changes arrive between the Begin and the
-//! Commit of their transaction, whole transactions in commit order.
+//! Commit of their transaction, whole transactions in commit order; an
+//! Origin message, when there is one, comes right after the Begin.
+//!
+//! pgoutput in PostgreSQL 15 leaves generated columns out of both the Relation
+//! message and the rows, so a `required` column the Relation message does not
+//! list is never reported: it is generated, or not a column of the table at
+//! all, which is schema drift and not the row's fault.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::config::Origins;
 use crate::drift;
 use crate::monitor::Activity;
 use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple, Tuple};
@@ -45,6 +52,9 @@ struct Transaction {
     xid: u32,
     /// Changes seen so far; a change's ordinal is its index.
     changes: u32,
+    /// The transaction came from a replication origin that `origins` leaves
+    /// out: its changes are read but not validated.
+    skipped: bool,
 }
 
 /// What the messages handled so far produced, waiting to be written.
@@ -102,6 +112,7 @@ pub struct Pipeline {
     known_hits: u64,
     /// Inserts of the open transaction into tables with monitors.
     inserts: Inserts,
+    origins: Origins,
 }
 
 impl Pipeline {
@@ -118,7 +129,21 @@ impl Pipeline {
             unknown: HashSet::new(),
             next_schemas: None,
             inserts: Inserts::default(),
+            origins: Origins::All,
         }
+    }
+
+    /// Reads user-defined types by these kinds, from the catalog, rather than
+    /// by their Type messages' names. Called before each session, with the
+    /// catalog as it is then.
+    pub fn set_type_kinds(&mut self, kinds: crate::type_catalog::TypeKinds) {
+        self.relations.set_catalog(kinds);
+    }
+
+    /// Chooses which transactions to validate by their replication origin.
+    pub fn with_origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
     }
 
     /// Switches to reloaded schemas between transactions: at once when none
@@ -181,7 +206,8 @@ impl Pipeline {
     }
 
     pub fn begin(&mut self, commit_lsn: u64, commit_time: i64, xid: u32) {
-        self.transaction = Some(Transaction { commit_lsn, commit_time, xid, changes: 0 });
+        self.transaction =
+            Some(Transaction { commit_lsn, commit_time, xid, changes: 0, skipped: false });
     }
 
     pub fn commit(&mut self) {
@@ -215,17 +241,24 @@ impl Pipeline {
                 self.resolve_delete(delete.relation, &delete.old, ordinal, out);
                 return Ok(());
             }
-            // Boundaries arrive as transport events; truncates and origins
-            // carry no row to validate.
-            Message::Begin(_)
-            | Message::Commit(_)
-            | Message::Origin(_)
-            | Message::Truncate(_)
-            | Message::Message(_) => return Ok(()),
+            Message::Origin(_) => {
+                if let Some(transaction) = self.transaction.as_mut() {
+                    transaction.skipped = self.origins == Origins::Local;
+                }
+                return Ok(());
+            }
+            // Boundaries arrive as transport events; truncates carry no row
+            // to validate.
+            Message::Begin(_) | Message::Commit(_) | Message::Truncate(_) | Message::Message(_) => {
+                return Ok(());
+            }
         };
 
         let ordinal = self.count_change(&lsn())?;
         let transaction = self.transaction.expect("count_change checked the transaction");
+        if transaction.skipped {
+            return Ok(());
+        }
         let Some(cached) = self.relations.get(relation) else {
             return Err(PipelineError::UnknownRelation { oid: relation, lsn: lsn() });
         };
@@ -248,7 +281,10 @@ impl Pipeline {
             _ => None,
         };
         let old_view = old_row.as_ref().map(|(row, complete)| OldRow { row, complete: *complete });
-        let outcome = validate::validate_change(schema, operation, &row, old_view);
+        let mut outcome = validate::validate_change(schema, operation, &row, old_view);
+        outcome
+            .findings
+            .retain(|finding| finding.rule != "required" || is_sent(cached, &finding.column));
 
         // Values written to referenced columns are known to exist from now.
         for &(index, target) in plan.map(|plan| plan.targets.as_slice()).unwrap_or_default() {
@@ -631,6 +667,12 @@ fn text_value(tuple: &Tuple, index: usize) -> Option<&str> {
         Some(pgoutput::Value::Text(bytes)) => std::str::from_utf8(bytes).ok(),
         _ => None,
     }
+}
+
+/// Whether the stream sends `column` at all: it never sends generated columns.
+fn is_sent(relation: &CachedRelation, column: &Option<String>) -> bool {
+    let Some(column) = column else { return true };
+    relation.relation.columns.iter().any(|sent| &sent.name == column)
 }
 
 /// Replaces the values of `x-pii` key columns.

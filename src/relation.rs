@@ -71,11 +71,20 @@ fn kinds_of(relation: &Relation, types: &HashMap<Oid, ValueKind>) -> Vec<ValueKi
 pub struct RelationCache {
     relations: HashMap<Oid, CachedRelation>,
     types: HashMap<Oid, ValueKind>,
+    /// Kinds read from the catalog, which win over a Type message's name;
+    /// kept across sessions.
+    catalog: HashMap<Oid, ValueKind>,
 }
 
 impl RelationCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Takes these kinds for user-defined types from now on, whatever their
+    /// Type messages say (see [`crate::type_catalog`]).
+    pub fn set_catalog(&mut self, catalog: HashMap<Oid, ValueKind>) {
+        self.catalog = catalog;
     }
 
     /// Records a Relation message and says how it compares with the one before.
@@ -96,7 +105,10 @@ impl RelationCache {
     /// Records a Type message. Relations already cached that use the type are
     /// updated too, in case the server ever sends the type after the relation.
     pub fn apply_type(&mut self, ty: Type) {
-        let kind = ValueKind::of_named(&ty.namespace, &ty.name);
+        let kind = match self.catalog.get(&ty.oid) {
+            Some(&kind) => kind,
+            None => ValueKind::of_named(&ty.namespace, &ty.name),
+        };
         self.types.insert(ty.oid, kind);
         for cached in self.relations.values_mut() {
             if cached.relation.columns.iter().any(|c| c.type_oid == ty.oid) {
@@ -231,6 +243,18 @@ mod tests {
         assert_eq!(cache.get(16384).unwrap().kinds, &[ValueKind::Scalar(ScalarKind::Text)]);
         cache.apply_type(ty(16384, "public", "_mood"));
         assert_eq!(cache.get(16384).unwrap().kinds, &[ValueKind::UserArray]);
+    }
+
+    #[test]
+    fn catalog_kinds_win_over_type_message_names() {
+        let number_array = ValueKind::Array { element: ScalarKind::Number, delimiter: b',' };
+        let catalog = HashMap::from([(16391, number_array)]);
+        let mut cache = RelationCache::new();
+        cache.set_catalog(catalog);
+        cache.apply_type(ty(16391, "public", "_posint"));
+        cache.apply_type(ty(16384, "public", "_mood"));
+        cache.apply_relation(orders(vec![column("p", 16391, 0), column("m", 16384, 0)]));
+        assert_eq!(cache.get(16384).unwrap().kinds, &[number_array, ValueKind::UserArray]);
     }
 
     #[test]

@@ -42,12 +42,15 @@ const PG_CTL_TIMEOUT_SECS: &str = "60";
 const HOST: &str = "127.0.0.1";
 
 /// Server settings besides address, port and socket folder, given on every
-/// start so restarts keep them: logical decoding with room for many slots and
-/// senders; no fsync or full-page writes, which only guard against an OS crash.
+/// start so restarts keep them: logical decoding with room for a slot per test
+/// of the whole suite (a test's slot outlives it) and many senders; prepared
+/// transactions allowed, so two-phase commit can be tested; no fsync or
+/// full-page writes, which only guard against an OS crash.
 /// synchronous_commit stays on: crash tests need every commit a client saw
 /// succeed to survive an immediate stop.
-const SETTINGS: &str = "-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=64 \
-                        -c max_connections=200 -c fsync=off -c full_page_writes=off";
+const SETTINGS: &str = "-c wal_level=logical -c max_wal_senders=64 -c max_replication_slots=200 \
+                        -c max_connections=200 -c max_prepared_transactions=16 -c fsync=off \
+                        -c full_page_writes=off";
 
 /// A failure to set up, start, stop or use the throwaway cluster.
 #[derive(Debug, thiserror::Error)]

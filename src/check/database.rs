@@ -140,7 +140,13 @@ fn fits(kind: ValueKind, declared: &[&str]) -> bool {
         ValueKind::Scalar(ScalarKind::Number) => &["number", "integer"],
         ValueKind::Scalar(ScalarKind::Boolean) => &["boolean"],
         ValueKind::Scalar(ScalarKind::Json) => return true,
-        ValueKind::Scalar(ScalarKind::Timestamptz | ScalarKind::Text) => &["string"],
+        ValueKind::Scalar(
+            ScalarKind::Timestamptz
+            | ScalarKind::Timestamp
+            | ScalarKind::Time
+            | ScalarKind::Timetz
+            | ScalarKind::Text,
+        ) => &["string"],
         ValueKind::Array { .. } => &["array"],
         ValueKind::UserArray => &["array", "string"],
     };

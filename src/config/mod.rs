@@ -80,6 +80,22 @@ pub struct SourceSettings {
     pub slot: String,
     pub publication: String,
     pub max_message_bytes: usize,
+    /// Which transactions to validate by where they were first written.
+    pub origins: Origins,
+}
+
+/// Which transactions `walguard run` validates, by origin. A transaction that
+/// logical replication applied from another node carries that node's
+/// replication origin; one written by a client on this server has none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origins {
+    /// Every transaction, wherever it was first written (the default).
+    #[default]
+    All,
+    /// Only transactions without a replication origin: rows replicated from
+    /// another node are left to the walguard watching that node.
+    Local,
 }
 
 /// The database that receives the violations (the source unless set).
@@ -157,6 +173,7 @@ struct RawSource {
     slot: Option<String>,
     publication: Option<String>,
     max_message_bytes: Option<usize>,
+    origins: Option<Origins>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +260,7 @@ impl Settings {
                 raw.source.max_message_bytes,
                 DEFAULT_MAX_MESSAGE_BYTES,
             )?,
+            origins: raw.source.origins.unwrap_or_default(),
         };
 
         // The sink defaults to the source database.
@@ -436,6 +454,16 @@ mod tests {
         assert_eq!(settings.sink.schema, DEFAULT_SINK_SCHEMA);
         assert_eq!(settings.sink.connection.dbname, "shop");
         assert_eq!(settings.schemas, PathBuf::from("schemas"));
+    }
+
+    #[test]
+    fn origins_default_to_all_and_accept_local_only() {
+        let settings = Settings::from_toml("", &overrides()).unwrap();
+        assert_eq!(settings.source.origins, Origins::All);
+        let settings = Settings::from_toml("[source]\norigins = \"local\"\n", &overrides());
+        assert_eq!(settings.unwrap().source.origins, Origins::Local);
+        let err = Settings::from_toml("[source]\norigins = \"remote\"\n", &overrides());
+        assert!(err.unwrap_err().to_string().contains("remote"));
     }
 
     #[test]

@@ -14,6 +14,15 @@
 //! never published: they carry no row.
 //! `publish_via_partition_root` makes rows written to any partition, even one
 //! attached later, arrive under the partitioned table's name.
+//!
+//! The check looks at every table a publication takes in: a partitioned
+//! table's partitions and an inheritance parent's children are published with
+//! it, and PostgreSQL checks each one's own replica identity. A partition
+//! created later inherits its parent's primary key but not its REPLICA
+//! IDENTITY setting, so a partitioned table counts only when it has a primary
+//! key. A table can also lose its identity after setup (a dropped primary
+//! key): `walguard run` checks again at start and moves such a table to the
+//! inserts-only publication before the application's next update fails.
 
 use tokio_postgres::Client;
 
@@ -105,27 +114,19 @@ pub async fn plan_publications(
                 schema: own_schema.into(),
             });
         }
-        let row = client
-            .query_opt(
-                "SELECT c.relreplident::text = 'f'
-                     OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
-                         AND ((c.relreplident::text = 'd' AND i.indisprimary)
-                           OR (c.relreplident::text = 'i' AND i.indisreplident)))
-                 FROM pg_class c WHERE c.oid = to_regclass($1)",
-                &[&name],
-            )
-            .await
-            .map_err(SlotError::sql("look up a table"))?;
-        match row {
-            None => {
+        match identity(client, &name).await? {
+            Identity::Missing => {
                 return Err(SlotError::MissingTable {
                     table: table.table.to_string(),
                     file,
                     database,
                 });
             }
-            Some(row) if row.get::<_, bool>(0) => full.push(name),
-            Some(_) => inserts_only.push(name),
+            Identity::Usable => full.push(name),
+            Identity::Lacking => {
+                tracing::warn!(table = %table.table, "{NO_IDENTITY_ADVICE}");
+                inserts_only.push(name);
+            }
         }
     }
 
@@ -135,6 +136,93 @@ pub async fn plan_publications(
         publication_statements(client, &main, "insert, update, delete", &full).await?;
     statements.extend(publication_statements(client, &inserts, "insert", &inserts_only).await?);
     Ok(statements)
+}
+
+/// What a table offers the publication of its updates.
+enum Identity {
+    /// No such table.
+    Missing,
+    /// The table and every table published with it have a replica identity.
+    Usable,
+    /// Publishing updates would make some UPDATE on it fail.
+    Lacking,
+}
+
+/// Why a table is validated on insert only, and what the user can do.
+const NO_IDENTITY_ADVICE: &str = "table has no replica identity, so walguard validates its \
+    inserts only (publishing its updates would make the application's UPDATE fail); to validate \
+    updates too, give it a primary key, or REPLICA IDENTITY USING INDEX or FULL (on every \
+    partition, and a primary key on a partitioned table), then run `walguard setup`";
+
+/// For the table `$1` (quoted, as `to_regclass` takes it), whether it exists
+/// and whether it and every table published with it (partitions, inheritance
+/// children) have a replica identity that makes published updates safe.
+const IDENTITY_QUERY: &str = "
+WITH RECURSIVE tree(oid) AS (
+    SELECT oid FROM pg_class WHERE oid = to_regclass($1)
+    UNION ALL
+    SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+SELECT count(*) > 0, coalesce(bool_and(CASE
+    WHEN c.relkind = 'p' THEN EXISTS (
+        SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+    ELSE c.relreplident::text = 'f' OR EXISTS (
+        SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
+            AND ((c.relreplident::text = 'd' AND i.indisprimary)
+              OR (c.relreplident::text = 'i' AND i.indisreplident)))
+    END), false)
+FROM tree JOIN pg_class c ON c.oid = tree.oid";
+
+async fn identity(client: &Client, quoted_table: &str) -> Result<Identity, SlotError> {
+    let row = client
+        .query_one(IDENTITY_QUERY, &[&quoted_table])
+        .await
+        .map_err(SlotError::sql("look up a table's replica identity"))?;
+    Ok(match (row.get::<_, bool>(0), row.get::<_, bool>(1)) {
+        (false, _) => Identity::Missing,
+        (true, true) => Identity::Usable,
+        (true, false) => Identity::Lacking,
+    })
+}
+
+/// Moves each table of the updates publication that has lost its replica
+/// identity since setup to the inserts-only one, so that the application's
+/// updates keep working. A failure to move one is logged, not returned:
+/// stopping walguard would not make the application's updates work.
+async fn protect_updates(client: &Client, publications: &[String; 2]) -> Result<(), SlotError> {
+    let [main, inserts] = publications;
+    let tables: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables
+             WHERE pubname = $1",
+            &[main],
+        )
+        .await
+        .map_err(SlotError::sql("read the publication's tables"))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in tables {
+        if !matches!(identity(client, &table).await?, Identity::Lacking) {
+            continue;
+        }
+        let statements = format!(
+            "BEGIN; ALTER PUBLICATION {main} DROP TABLE {table}; \
+             ALTER PUBLICATION {inserts} ADD TABLE {table}; COMMIT",
+            main = quote_ident(main),
+            inserts = quote_ident(inserts),
+        );
+        match client.batch_execute(&statements).await {
+            Ok(()) => tracing::warn!(table = %table, "{NO_IDENTITY_ADVICE}"),
+            Err(err) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                tracing::error!(table = %table, error = %err,
+                    "table lost its replica identity, and moving it to the inserts-only \
+                     publication failed: the application's UPDATE on it fails until it gets \
+                     a replica identity or `walguard setup` runs");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn publication_statements(
@@ -183,7 +271,8 @@ async fn publication_statements(
 }
 
 /// Checks that the slot and publications exist and the slot is usable and
-/// free; returns the publication names to stream.
+/// free, and moves any table that lost its replica identity since setup out of
+/// the updates publication; returns the publication names to stream.
 pub async fn check(
     client: &Client,
     slot: &str,
@@ -234,5 +323,6 @@ pub async fn check(
             return Err(SlotError::MissingPublication { publication: name.clone() });
         }
     }
+    protect_updates(client, &names).await?;
     Ok(names.to_vec())
 }

@@ -31,6 +31,17 @@ pub enum ScalarKind {
     /// timestamptz: RFC 3339 text (`2024-02-29T12:00:00.5+00:00`), so that
     /// `format: date-time` accepts it; `infinity` and BC dates stay as sent.
     Timestamptz,
+    /// timestamp without time zone: RFC 3339 text read as UTC
+    /// (`2024-02-29T12:00:00.5Z`). The type stores no zone, and most
+    /// applications write UTC into it; without one `format: date-time` would
+    /// flag every row. `infinity` and BC dates stay as sent.
+    Timestamp,
+    /// time without time zone: RFC 3339 `full-time` read as UTC (`12:00:00Z`),
+    /// so that `format: time` accepts it, for the reason given at `Timestamp`.
+    Time,
+    /// timetz: RFC 3339 `full-time`, the offset written with minutes
+    /// (`12:00:00+05:00`).
+    Timetz,
     /// Every other type: the text exactly as PostgreSQL sent it.
     Text,
 }
@@ -46,16 +57,13 @@ pub enum ValueKind {
         delimiter: u8,
     },
     /// A user-defined type named `_name`, which is how PostgreSQL names array
-    /// types. The Type message does not say the element type, so elements stay
-    /// text, even for an array of a domain over a number. A user may also give a
-    /// non-array type such a name: its text is kept as a string when it is not
-    /// an array literal, but a value that happens to be one (an enum label
-    /// `{a}`) is read as an array.
-    ///
-    /// TODO: look up the element type (`pg_type.typelem`) of user-defined array
-    /// types over the SQL connection, so that arrays of domains over numbers
-    /// become numbers and a non-array type named `_name` is never mistaken for
-    /// an array.
+    /// types, that the catalog read at start did not describe (see
+    /// [`crate::type_catalog`]): one created while walguard runs. The Type
+    /// message does not say the element type, so elements stay text, even for
+    /// an array of a domain over a number. A user may also give a non-array
+    /// type such a name: its text is kept as a string when it is not an array
+    /// literal, but a value that happens to be one (an enum label `{a}`) is
+    /// read as an array until walguard restarts and reads the catalog again.
     UserArray,
 }
 
@@ -92,6 +100,9 @@ fn scalar_of_oid(type_oid: Oid) -> ScalarKind {
         16 => ScalarKind::Boolean,
         114 | 3802 => ScalarKind::Json,
         1184 => ScalarKind::Timestamptz,
+        1114 => ScalarKind::Timestamp,
+        1083 => ScalarKind::Time,
+        1266 => ScalarKind::Timetz,
         _ => ScalarKind::Text,
     }
 }
@@ -102,6 +113,9 @@ fn scalar_of_name(name: &str) -> ScalarKind {
         "bool" => ScalarKind::Boolean,
         "json" | "jsonb" => ScalarKind::Json,
         "timestamptz" => ScalarKind::Timestamptz,
+        "timestamp" => ScalarKind::Timestamp,
+        "time" => ScalarKind::Time,
+        "timetz" => ScalarKind::Timetz,
         _ => ScalarKind::Text,
     }
 }
@@ -227,8 +241,8 @@ mod tests {
 
     #[test]
     fn other_builtin_types_are_text() {
-        // text, varchar, uuid, timestamp, date, inet, money, xid, int2vector, oidvector.
-        for oid in [25, 1043, 2950, 1114, 1082, 869, 790, 28, 22, 30] {
+        // text, varchar, uuid, date, inet, money, xid, int2vector, oidvector.
+        for oid in [25, 1043, 2950, 1082, 869, 790, 28, 22, 30] {
             assert_eq!(ValueKind::of_builtin(oid), ValueKind::Scalar(ScalarKind::Text), "{oid}");
         }
     }
@@ -241,10 +255,22 @@ mod tests {
         }
         assert_eq!(ValueKind::of_builtin(199), array(ScalarKind::Json));
         assert_eq!(ValueKind::of_builtin(3807), array(ScalarKind::Json));
-        for oid in [1009, 1015, 2951, 1115, 1182, 1041, 3905] {
+        for oid in [1009, 1015, 2951, 1182, 1041, 3905] {
             assert_eq!(ValueKind::of_builtin(oid), array(ScalarKind::Text), "{oid}");
         }
         assert_eq!(ValueKind::of_builtin(1185), array(ScalarKind::Timestamptz));
+        assert_eq!(ValueKind::of_builtin(1115), array(ScalarKind::Timestamp));
+        assert_eq!(ValueKind::of_builtin(1183), array(ScalarKind::Time));
+        assert_eq!(ValueKind::of_builtin(1270), array(ScalarKind::Timetz));
+    }
+
+    #[test]
+    fn times_without_zone_have_their_own_kinds_by_oid_and_by_name() {
+        assert_eq!(ValueKind::of_builtin(1114), ValueKind::Scalar(ScalarKind::Timestamp));
+        assert_eq!(ValueKind::of_builtin(1083), ValueKind::Scalar(ScalarKind::Time));
+        assert_eq!(ValueKind::of_builtin(1266), ValueKind::Scalar(ScalarKind::Timetz));
+        assert_eq!(ValueKind::of_named("", "timestamp"), ValueKind::Scalar(ScalarKind::Timestamp));
+        assert_eq!(ValueKind::of_named("", "timetz"), ValueKind::Scalar(ScalarKind::Timetz));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 
 mod array;
 mod kind;
+#[cfg(test)]
+mod properties;
 mod value;
 
 use serde_json::{Map, Value};
@@ -54,6 +56,9 @@ pub enum RowError {
         source: ValueError,
     },
 }
+
+/// The longest key value kept whole in a [`row_key`].
+pub const MAX_KEY_VALUE_BYTES: usize = 256;
 
 /// Builds the JSON view of `tuple`, a row of `relation`.
 pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, RowError> {
@@ -98,6 +103,11 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
 /// value that does not convert is kept as its text, with invalid UTF-8
 /// replaced. A relation without key columns (REPLICA IDENTITY NOTHING, or
 /// DEFAULT without a primary key) gives an empty object.
+///
+/// Under REPLICA IDENTITY FULL every column is a key column, large ones too,
+/// so a key value whose text is longer than [`MAX_KEY_VALUE_BYTES`] is cut to
+/// that length and marked with a trailing `…`: a key of a few hundred bytes
+/// still finds the row, and a violation never carries a whole document.
 pub fn row_key(relation: &CachedRelation, tuple: &Tuple) -> Value {
     let columns = &relation.relation.columns;
     let mut key = Map::with_capacity(relation.key_columns.len());
@@ -106,6 +116,10 @@ pub fn row_key(relation: &CachedRelation, tuple: &Tuple) -> Value {
             continue;
         };
         let value = match tuple.get(index) {
+            Some(pgoutput::Value::Text(bytes)) if bytes.len() > MAX_KEY_VALUE_BYTES => {
+                let text = String::from_utf8_lossy(&bytes[..MAX_KEY_VALUE_BYTES]);
+                Value::String(format!("{}…", text.trim_end_matches('\u{fffd}')))
+            }
             Some(pgoutput::Value::Text(bytes)) => match std::str::from_utf8(bytes) {
                 Ok(text) => value::text_to_json(kind, text)
                     .unwrap_or_else(|_| Value::String(text.to_owned())),
@@ -313,6 +327,19 @@ mod tests {
         assert_eq!(row_key(relation, &vec![text("x1")]), json!({"id": "x1"}));
         let bad = PgValue::Text(Bytes::from_static(b"\xff1"));
         assert_eq!(row_key(relation, &vec![bad]), json!({"id": "\u{fffd}1"}));
+    }
+
+    #[test]
+    fn long_key_values_are_cut_and_marked() {
+        let cache = orders();
+        let relation = cache.get(16384).unwrap();
+        let long = "é".repeat(MAX_KEY_VALUE_BYTES);
+        let key = row_key(relation, &vec![text(&long)]);
+        let expected = format!("{}…", "é".repeat(MAX_KEY_VALUE_BYTES / 2));
+        assert_eq!(key, json!({ "id": expected }));
+        let exact = "7".repeat(MAX_KEY_VALUE_BYTES);
+        let key = row_key(relation, &vec![text(&exact)]);
+        assert_eq!(key["id"].to_string(), exact, "a value at the limit is kept whole");
     }
 
     #[test]

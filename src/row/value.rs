@@ -71,6 +71,9 @@ fn scalar_to_json(kind: ScalarKind, text: &str) -> Result<Value, ValueError> {
         },
         ScalarKind::Json => serde_json::from_str(text).map_err(ValueError::Json),
         ScalarKind::Timestamptz => Ok(Value::String(timestamptz_to_rfc3339(text))),
+        ScalarKind::Timestamp => Ok(Value::String(timestamp_to_rfc3339(text))),
+        ScalarKind::Time => Ok(Value::String(time_to_rfc3339(text))),
+        ScalarKind::Timetz => Ok(Value::String(timetz_to_rfc3339(text))),
         ScalarKind::Text => Ok(Value::String(text.to_owned())),
     }
 }
@@ -94,6 +97,45 @@ fn timestamptz_to_rfc3339(text: &str) -> String {
         6 => format!("{date}T{time}{zone}"),
         _ => keep(),
     }
+}
+
+/// Rewrites a `timestamp` in ISO output (`2024-02-29 12:00:00.5`) as RFC 3339
+/// in UTC (`2024-02-29T12:00:00.5Z`); other forms are kept as sent.
+fn timestamp_to_rfc3339(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let iso = text.is_ascii()
+        && bytes.len() >= 19
+        && bytes[4] == b'-'
+        && bytes[10] == b' '
+        && bytes[13] == b':'
+        && !text.ends_with("BC");
+    if !iso {
+        return text.to_owned();
+    }
+    format!("{}T{}Z", &text[..10], &text[11..])
+}
+
+/// Rewrites a `time` (`23:59:59.5`) as an RFC 3339 `full-time` in UTC.
+fn time_to_rfc3339(text: &str) -> String {
+    let bytes = text.as_bytes();
+    if text.is_ascii() && bytes.len() >= 8 && bytes[2] == b':' && bytes[5] == b':' {
+        format!("{text}Z")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Rewrites a `timetz` (`12:00:00+05`, `12:00:00.5-03:30`) with a minutes
+/// offset; an offset with seconds has no RFC 3339 form and is kept.
+fn timetz_to_rfc3339(text: &str) -> String {
+    let keep = || text.to_owned();
+    if !text.is_ascii() || text.len() < 11 {
+        return keep();
+    }
+    let Some(sign) = text.rfind(['+', '-']) else {
+        return keep();
+    };
+    if text.len() - sign == 3 { format!("{text}:00") } else { keep() }
 }
 
 #[cfg(test)]
@@ -283,6 +325,27 @@ mod tests {
             let value = text_to_json(array_of(ScalarKind::Number), &text).unwrap();
             prop_assert_eq!(value, json!(values));
         }
+    }
+
+    #[test]
+    fn timestamp_without_zone_becomes_rfc3339_in_utc_and_special_values_stay() {
+        let kind = ValueKind::Scalar(ScalarKind::Timestamp);
+        let convert = |text| text_to_json(kind, text).unwrap();
+        assert_eq!(convert("2024-02-29 12:00:00"), Value::from("2024-02-29T12:00:00Z"));
+        assert_eq!(convert("0001-01-01 00:00:00.5"), Value::from("0001-01-01T00:00:00.5Z"));
+        for kept in ["infinity", "-infinity", "0044-03-15 12:00:00 BC", "12024-01-01 00:00:00"] {
+            assert_eq!(convert(kept), Value::from(kept));
+        }
+    }
+
+    #[test]
+    fn times_become_rfc3339_full_times() {
+        let time = |text| text_to_json(ValueKind::Scalar(ScalarKind::Time), text).unwrap();
+        assert_eq!(time("23:59:59.999999"), Value::from("23:59:59.999999Z"));
+        let timetz = |text| text_to_json(ValueKind::Scalar(ScalarKind::Timetz), text).unwrap();
+        assert_eq!(timetz("12:00:00+05"), Value::from("12:00:00+05:00"));
+        assert_eq!(timetz("12:00:00.25-03:30"), Value::from("12:00:00.25-03:30"));
+        assert_eq!(timetz("12:00:00+05:30:15"), Value::from("12:00:00+05:30:15"));
     }
 
     #[test]

@@ -12,5 +12,8 @@ mod reload;
 mod resilience;
 mod rules;
 mod running;
+mod shapes;
 mod smoke;
+mod transactions;
+mod types;
 mod webhook_receiver;
