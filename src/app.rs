@@ -89,6 +89,7 @@ pub async fn run(
     let loaded = reload::fingerprint(&settings.schemas);
     let schemas = Arc::new(SchemaSet::load(&settings.schemas)?);
     tracing::info!(tables = schemas.len(), folder = %settings.schemas.display(), "schemas loaded");
+    warn_of_unwatched_alert_tables(&settings, &schemas);
 
     // Metrics and health, when an admin address is configured.
     let readiness = Arc::new(Readiness::default());
@@ -158,6 +159,18 @@ pub async fn run(
     result
 }
 
+/// A webhook limited to a table no schema file names would never fire: say
+/// so at start rather than stay silent.
+fn warn_of_unwatched_alert_tables(settings: &Settings, schemas: &SchemaSet) {
+    let watched: Vec<String> = schemas.tables().map(|table| table.table.to_string()).collect();
+    for (index, hook) in settings.webhooks.iter().enumerate() {
+        for table in hook.tables.iter().flatten().filter(|table| !watched.contains(table)) {
+            tracing::warn!(key = %format!("webhooks[{index}].tables"), table = %table,
+                "no schema file names this table, so this webhook never alerts on it");
+        }
+    }
+}
+
 /// Runs sessions one after another and decides what a failure means.
 struct Supervisor<'a> {
     settings: &'a Settings,
@@ -216,7 +229,8 @@ impl Supervisor<'_> {
                     metrics::counter!(telemetry_metrics::RECONNECTS_TOTAL).increment(1);
                     let delay = backoff.next_delay();
                     tracing::warn!(slot = %slot, attempt = backoff.attempt,
-                        retry_in_ms = delay.as_millis() as u64, error = %err,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %crate::telemetry::chain(&err),
                         "replication interrupted; reconnecting");
                     interrupted.get_or_insert_with(Instant::now);
                     delay
@@ -245,6 +259,10 @@ impl Supervisor<'_> {
             .await
             .map_err(|source| SlotError::Sql { action: "read user-defined types", source })?;
         self.stream.pipeline.set_type_kinds(type_kinds);
+        let generated = type_catalog::load_generated(&source)
+            .await
+            .map_err(|source| SlotError::Sql { action: "read generated columns", source })?;
+        self.stream.pipeline.set_generated_columns(generated);
         drop(source);
         if self.sink.as_ref().is_none_or(Sink::is_closed) {
             let sink = Sink::connect(&settings.sink, &settings.webhooks, self.outbox_ready.clone())

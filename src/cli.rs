@@ -113,7 +113,16 @@ impl Cli {
             Overrides { schemas: self.schemas.clone(), source_url: self.source_url.clone() };
         match &self.config {
             Some(path) => Settings::load(path, true, &overrides),
-            None => Settings::load(&PathBuf::from("walguard.toml"), false, &overrides),
+            None => {
+                let default = PathBuf::from("walguard.toml");
+                if !default.exists() {
+                    tracing::info!(
+                        "no walguard.toml in the current folder and no --config: using \
+                         defaults, WALGUARD__* and PG* environment variables"
+                    );
+                }
+                Settings::load(&default, false, &overrides)
+            }
         }
     }
 }

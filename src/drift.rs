@@ -32,15 +32,22 @@ pub struct Drift {
 }
 
 /// Compares the relation with its schema file and with the relation's
-/// previous shape in this session, if any.
-pub fn check(schema: &TableSchema, old: Option<&Relation>, new: &Relation) -> Vec<Drift> {
+/// previous shape in this session, if any. `generated` tells the columns the
+/// stream never sends (generated ones), whose absence is no drift.
+pub fn check(
+    schema: &TableSchema,
+    old: Option<&Relation>,
+    new: &Relation,
+    generated: &dyn Fn(&str) -> bool,
+) -> Vec<Drift> {
     let table = format!("{}.{}", new.namespace, new.name);
     let column = |name: &str| new.columns.iter().find(|column| column.name == name);
     let mut drifts = Vec::new();
 
     // Columns the file describes or requires that the table lost.
     let described = schema.property_names().chain(schema.required().iter().map(String::as_str));
-    let mut gone: Vec<&str> = described.filter(|name| column(name).is_none()).collect();
+    let mut gone: Vec<&str> =
+        described.filter(|name| column(name).is_none() && !generated(name)).collect();
     gone.sort_unstable();
     gone.dedup();
     for name in gone {
@@ -161,7 +168,19 @@ mod tests {
     fn matching_relation_has_no_drift() {
         let set = schema("");
         let table = set.get("public", "t").unwrap();
-        assert_eq!(check(table, None, &relation(&[("id", 23), ("note", 25), ("x", 25)])), []);
+        let relation = relation(&[("id", 23), ("note", 25), ("x", 25)]);
+        assert_eq!(check(table, None, &relation, &|_| false), []);
+    }
+
+    #[test]
+    fn generated_column_absent_from_the_relation_is_no_drift() {
+        let set = schema("");
+        let table = set.get("public", "t").unwrap();
+        let relation = relation(&[("id", 23)]);
+        let drifts = check(table, None, &relation, &|column| column == "note");
+        assert_eq!(drifts, []);
+        let drifts = check(table, None, &relation, &|_| false);
+        assert_eq!(drifts.len(), 1, "without the catalog's word, a missing column is drift");
     }
 
     #[test]
@@ -170,7 +189,7 @@ mod tests {
         let table = set.get("public", "t").unwrap();
         let old = relation(&[("id", 23), ("note", 25)]);
         let new = relation(&[("id", 20), ("extra", 25)]);
-        let drifts = check(table, Some(&old), &new);
+        let drifts = check(table, Some(&old), &new, &|_| false);
         let keys: Vec<&str> = drifts.iter().map(|d| d.dedup_key.as_str()).collect();
         assert_eq!(
             keys,

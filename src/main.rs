@@ -68,6 +68,14 @@ async fn setup(
     print_sql: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let plan = walguard::setup::plan(settings).await?;
+
+    // The files load; say what the catalog contradicts (a misspelt required
+    // column would flag every row) before anything is created.
+    let report =
+        walguard::check::check(&settings.schemas, Some(&settings.source.connection)).await?;
+    if !report.is_clean() {
+        eprint!("warning: `walguard check --against-db` finds:\n{}", report.to_text());
+    }
     if print_sql {
         print!("{}", plan.to_sql(settings));
         return Ok(());
@@ -130,15 +138,6 @@ async fn stop_on_signal(stop: CancellationToken) {
 
 /// Prints an error with its causes and returns the failure exit code.
 fn fail(err: &dyn std::error::Error) -> ExitCode {
-    let mut message = format!("error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(&format!(": {text}"));
-        }
-        source = cause.source();
-    }
-    eprintln!("{message}");
+    eprintln!("error: {}", walguard::telemetry::chain(err));
     ExitCode::FAILURE
 }

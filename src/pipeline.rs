@@ -113,6 +113,8 @@ pub struct Pipeline {
     /// Inserts of the open transaction into tables with monitors.
     inserts: Inserts,
     origins: Origins,
+    /// Generated columns by (schema, table, column), never sent by pgoutput.
+    generated: crate::type_catalog::GeneratedColumns,
 }
 
 impl Pipeline {
@@ -130,6 +132,7 @@ impl Pipeline {
             next_schemas: None,
             inserts: Inserts::default(),
             origins: Origins::All,
+            generated: Default::default(),
         }
     }
 
@@ -138,6 +141,12 @@ impl Pipeline {
     /// catalog as it is then.
     pub fn set_type_kinds(&mut self, kinds: crate::type_catalog::TypeKinds) {
         self.relations.set_catalog(kinds);
+    }
+
+    /// Names the generated columns, which the stream never sends, so that
+    /// their absence is not reported as drift. Called before each session.
+    pub fn set_generated_columns(&mut self, generated: crate::type_catalog::GeneratedColumns) {
+        self.generated = generated;
     }
 
     /// Chooses which transactions to validate by their replication origin.
@@ -433,7 +442,11 @@ impl Pipeline {
                 _ => None,
             };
             let transaction = self.transaction;
-            for found in drift::check(schema, old, rel) {
+            let generated = |column: &str| {
+                let key = (rel.namespace.clone(), rel.name.clone(), column.to_owned());
+                self.generated.contains(&key)
+            };
+            for found in drift::check(schema, old, rel, &generated) {
                 out.batch.violations.push(Violation {
                     table_schema: rel.namespace.clone(),
                     table_name: rel.name.clone(),

@@ -33,6 +33,29 @@ impl ConnectError {
             ConnectError::RootCert { .. } => None,
         }
     }
+
+    /// Whether connecting again later can succeed: the server refused with a
+    /// transient SQLSTATE, or the network failed (refused, reset, timed out).
+    /// A configuration problem (a password the server asks for and we do not
+    /// have, TLS the server does not offer, an unreadable certificate) stays
+    /// until an operator fixes it.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConnectError::Postgres { source, .. } => is_transient_error(source),
+            ConnectError::RootCert { .. } => false,
+        }
+    }
+}
+
+/// Whether a tokio-postgres error can go away by itself: a transient SQLSTATE,
+/// a closed connection, or an I/O failure underneath.
+pub fn is_transient_error(err: &tokio_postgres::Error) -> bool {
+    if let Some(code) = err.code() {
+        return is_transient_code(code);
+    }
+    let io_failure = std::error::Error::source(err)
+        .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some());
+    err.is_closed() || io_failure
 }
 
 /// Opens a connection and drives it on a background task.

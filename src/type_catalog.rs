@@ -12,7 +12,7 @@
 //! The answer is a snapshot: a type created after start is read by its Type
 //! message alone (see [`ValueKind::UserArray`]) until walguard restarts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Client;
 
@@ -28,6 +28,26 @@ const MAX_DOMAIN_DEPTH: usize = 32;
 /// Kinds of user-defined types, by oid, that override what their Type
 /// messages would suggest.
 pub type TypeKinds = HashMap<Oid, ValueKind>;
+
+/// Generated columns as (schema, table, column): pgoutput in PostgreSQL 15
+/// leaves them out of Relation messages and rows, so their absence is no
+/// drift.
+pub type GeneratedColumns = HashSet<(String, String, String)>;
+
+/// Reads every generated column of the database.
+pub async fn load_generated(client: &Client) -> Result<GeneratedColumns, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text
+             FROM pg_attribute a
+             JOIN pg_class c ON c.oid = a.attrelid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE a.attgenerated <> '' AND NOT a.attisdropped",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect())
+}
 
 /// Reads the kinds of the user-defined types named like arrays.
 pub async fn load(client: &Client) -> Result<TypeKinds, tokio_postgres::Error> {

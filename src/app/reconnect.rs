@@ -44,12 +44,10 @@ impl RunError {
             RunError::Slot(crate::replication::SlotError::InUse { .. }) => Disposition::SlotBusy,
             RunError::Transport(err) => retry_if(err.is_transient()),
             RunError::Sink(err) => retry_if(err.is_transient()),
-            RunError::Connect(err) => {
-                retry_if(err.code().is_none_or(crate::postgres::is_transient_code))
+            RunError::Connect(err) => retry_if(err.is_transient()),
+            RunError::Slot(crate::replication::SlotError::Sql { source, .. }) => {
+                retry_if(crate::postgres::is_transient_error(source))
             }
-            RunError::Slot(crate::replication::SlotError::Sql { source, .. }) => retry_if(
-                source.is_closed() || source.code().is_none_or(crate::postgres::is_transient_code),
-            ),
             RunError::StreamEnded => Disposition::Retry,
             RunError::Slot(_)
             | RunError::Schema(_)

@@ -108,8 +108,7 @@ pub struct SinkSettings {
 }
 
 /// The payload shape a webhook receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookFormat {
     Standard,
     Slack,
@@ -189,10 +188,10 @@ struct RawSink {
 #[serde(deny_unknown_fields)]
 struct RawWebhook {
     url: String,
-    format: Option<WebhookFormat>,
+    format: Option<String>,
     secret: Option<String>,
     secret_env: Option<String>,
-    min_severity: Option<Severity>,
+    min_severity: Option<String>,
     tables: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     group_window_ms: Option<u64>,
@@ -230,7 +229,16 @@ impl Settings {
             .build()
             .and_then(|built| built.try_deserialize())
             .map_err(read_error)?;
-        Self::resolve(raw, overrides)
+        let mut settings = Self::resolve(raw, overrides)?;
+
+        // A relative schema folder from the file is relative to the file, so
+        // `walguard -c /etc/walguard/walguard.toml` works from any folder.
+        let from_file = overrides.schemas.is_none() && path.exists();
+        if from_file && settings.schemas.is_relative() {
+            let folder = path.parent().unwrap_or_else(|| Path::new(""));
+            settings.schemas = folder.join(&settings.schemas);
+        }
+        Ok(settings)
     }
 
     /// Settings from a TOML string, for tests and the demo.
@@ -333,7 +341,23 @@ fn resolve_webhook(index: usize, hook: RawWebhook) -> Result<WebhookSettings, Co
     }
     let secret = secret_value(&key("secret"), hook.secret, hook.secret_env)?;
     let routing_key = secret_value(&key("routing_key"), hook.routing_key, hook.routing_key_env)?;
-    let format = hook.format.unwrap_or(WebhookFormat::Standard);
+    let format = match hook.format.as_deref() {
+        None | Some("standard") => WebhookFormat::Standard,
+        Some("slack") => WebhookFormat::Slack,
+        Some("pagerduty") => WebhookFormat::Pagerduty,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: key("format"),
+                reason: format!("`{other}` is not a format: expected standard, slack or pagerduty"),
+            });
+        }
+    };
+    let min_severity = match hook.min_severity.as_deref() {
+        None => Severity::Info,
+        Some(text) => text.parse().map_err(|err: crate::schema::UnknownSeverity| {
+            ConfigError::Invalid { key: key("min_severity"), reason: err.to_string() }
+        })?,
+    };
     if format == WebhookFormat::Pagerduty && routing_key.is_none() {
         return Err(ConfigError::Invalid {
             key: key("routing_key"),
@@ -370,7 +394,7 @@ fn resolve_webhook(index: usize, hook: RawWebhook) -> Result<WebhookSettings, Co
         url: hook.url,
         format,
         secret,
-        min_severity: hook.min_severity.unwrap_or(Severity::Info),
+        min_severity,
         tables: hook.tables,
         timeout: hook.timeout_ms.map_or(DEFAULT_WEBHOOK_TIMEOUT, Duration::from_millis),
         group_window,
@@ -464,6 +488,36 @@ mod tests {
         assert_eq!(settings.unwrap().source.origins, Origins::Local);
         let err = Settings::from_toml("[source]\norigins = \"remote\"\n", &overrides());
         assert!(err.unwrap_err().to_string().contains("remote"));
+    }
+
+    #[test]
+    fn misspelt_format_and_severity_name_the_key_and_the_choices() {
+        let err = Settings::from_toml(
+            "[[webhooks]]\nurl = \"http://x\"\nformat = \"standrd\"\n",
+            &overrides(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("webhooks[0].format") && err.contains("standard, slack or pagerduty"),
+            "{err}"
+        );
+        let toml = "[[webhooks]]\nurl = \"http://x\"\nmin_severity = \"high\"\n";
+        let err = Settings::from_toml(toml, &overrides()).unwrap_err().to_string();
+        assert!(err.contains("webhooks[0].min_severity") && err.contains("critical"), "{err}");
+    }
+
+    #[test]
+    fn relative_schema_folder_is_relative_to_the_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("walguard.toml");
+        std::fs::write(&path, "schemas = \"rules\"\n").unwrap();
+        let settings = Settings::load(&path, true, &overrides()).unwrap();
+        assert_eq!(settings.schemas, dir.path().join("rules"));
+
+        let flag = Overrides { schemas: Some(PathBuf::from("mine")), ..overrides() };
+        let settings = Settings::load(&path, true, &flag).unwrap();
+        assert_eq!(settings.schemas, PathBuf::from("mine"), "a flag is relative to the caller");
     }
 
     #[test]

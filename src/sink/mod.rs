@@ -104,7 +104,7 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             SinkError::MissingTable { .. } => false,
-            SinkError::Connect(err) => err.code().is_none_or(crate::postgres::is_transient_code),
+            SinkError::Connect(err) => err.is_transient(),
             SinkError::Sql { source, .. } => {
                 source.is_closed() || source.code().is_none_or(crate::postgres::is_transient_code)
             }

@@ -446,3 +446,23 @@ async fn alerts_test_sends_a_sample_to_each_webhook_and_reports_each_result() {
     verify(standard);
     assert_eq!(body(standard)["type"], "walguard.test");
 }
+
+#[tokio::test]
+async fn webhook_limited_to_an_unwatched_table_is_warned_about_at_start() {
+    let receiver = WebhookReceiver::start().await;
+    let mut fixture =
+        Fixture::new("alerts_typo", ORDERS_DDL, &[("public.orders.yaml", ORDERS_SCHEMA)]).await;
+    let hook = format!("[[webhooks]]\nurl = \"{}\"\ntables = [\"public.order\"]\n", receiver.url());
+    fixture.configure(&hook);
+    fixture.setup().await;
+
+    let mut walguard = crate::running::Running::start(&fixture);
+    walguard.wait_for_log("never alerts on it", 1, WAIT).await;
+
+    let warning = walguard.lines_with("never alerts on it").join("\n");
+    assert!(
+        warning.contains("public.order") && warning.contains("webhooks[0].tables"),
+        "{warning}"
+    );
+    assert!(walguard.terminate(WAIT).await.success());
+}

@@ -320,3 +320,18 @@ pub fn nix_terminate(pid: u32) {
         .expect("kill runs");
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn setup_warns_of_a_required_column_the_table_does_not_have() {
+    let ddl = "CREATE TABLE customers (id integer PRIMARY KEY, name text)";
+    let schema =
+        "x-table: public.customers\nrequired: [nmae]\nproperties:\n  id: {type: integer}\n";
+    let fixture = Fixture::new("misspelt", ddl, &[("public.customers.yaml", schema)]).await;
+
+    let output = fixture.output(&["setup"]).await;
+
+    assert_success(&output, "walguard setup");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning") && stderr.contains("nmae"), "{stderr}");
+    assert!(stderr.contains("public.customers.yaml"), "the warning names the file: {stderr}");
+}

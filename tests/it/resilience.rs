@@ -529,6 +529,47 @@ async fn refused_login_is_fatal_at_once() {
 }
 
 #[tokio::test]
+async fn tls_the_server_does_not_offer_is_fatal_at_once() {
+    let fixture = fixture("no_tls").await;
+    fixture.setup().await;
+    let url = format!("{}?sslmode=require", fixture.db.url);
+    let log = fixture.dir.path().join("no_tls.log");
+    let mut command = fixture.command(&["run"]);
+    command.env("WALGUARD__SOURCE__URL", url);
+    command.stderr(std::fs::File::create(&log).expect("a log file"));
+    let mut child = command.spawn().expect("walguard starts");
+
+    let status = wait_for_exit(&mut child, WAIT).await;
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "missing TLS is fatal: {stderr}");
+    assert!(stderr.contains("TLS"), "the message says why: {stderr}");
+    assert!(!stderr.contains("reconnecting"), "missing TLS is not retried: {stderr}");
+}
+
+#[tokio::test]
+async fn refused_connection_is_retried_and_logged_with_its_cause() {
+    let fixture = fixture("refused_port").await;
+    fixture.setup().await;
+    let closed = crate::webhook_receiver::free_port();
+    let url = format!("postgresql://postgres@{closed}/{}", fixture.db.name);
+    let log = fixture.dir.path().join("refused.log");
+    let mut command = fixture.command(&["run"]);
+    command.env("WALGUARD__SOURCE__URL", url);
+    command.stderr(std::fs::File::create(&log).expect("a log file"));
+    let mut child = command.spawn().expect("walguard starts");
+
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(WAIT, "a reconnect attempt is logged with its cause", async || {
+        let text = read();
+        text.contains("reconnecting") && text.contains("refused")
+    })
+    .await;
+    assert!(child.try_wait().expect("its status").is_none(), "still retrying:\n{}", read());
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+#[tokio::test]
 async fn invalidated_slot_stops_and_says_to_set_up_again() {
     let server = ThrowawayPostgres::start().unwrap_or_else(|err| panic!("{}", chain(&err)));
     let fixture = Fixture::on(&server, "lost", DDL, &[("public.readings.yaml", SCHEMA)]).await;

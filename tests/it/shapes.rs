@@ -235,6 +235,7 @@ properties:
     fixture.run_to_current().await;
 
     let t = |rule, column, id| found("public.t", "insert", rule, column, json!({ "id": id }));
+    let drift = |column| found("public.t", "-", "schema_drift", column, json!({}));
     let expected = vec![
         t("maximum", "c", 2),
         t("maximum", "d", 3),
@@ -243,6 +244,14 @@ properties:
         t("maxLength", "b", 4),
         t("maxLength", "name", 5),
         t("type", "c", 6),
+        // The file describes c, d and name before they exist, then a is
+        // dropped, b renamed away and c retyped: each is drift, once.
+        drift("c"),
+        drift("d"),
+        drift("name"),
+        drift("a"),
+        drift("b"),
+        drift("c"),
     ];
     assert_eq!(fixture.violations().await, sorted(expected));
 }
