@@ -176,7 +176,11 @@ impl Stream {
             ReplicationEvent::XLogData { data, .. } => {
                 metrics::counter!(telemetry::MESSAGES_TOTAL).increment(1);
                 self.pipeline.handle(&data, &mut self.batch)?;
+                // Resolutions count too: every row of a table with open
+                // states carries one, and they must not pile up unbounded in
+                // a large transaction.
                 if self.batch.batch.violations.len() >= self.max_violations
+                    || self.batch.batch.resolutions.len() >= self.max_violations
                     || self.batch.references.len() >= self.max_violations
                 {
                     self.flush(transport, sink).await?;

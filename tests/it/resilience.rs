@@ -602,3 +602,32 @@ async fn invalidated_slot_stops_and_says_to_set_up_again() {
     assert!(!status.success(), "an invalidated slot is fatal");
     walguard.wait_for_log("walguard setup", 1, WAIT).await;
 }
+
+#[tokio::test]
+async fn good_rows_of_a_table_with_open_states_are_written_in_bounded_batches() {
+    let mut fixture = fixture("open_states_batches").await;
+    fixture.configure("[sink]\nbatch_max_violations = 100\n");
+    fixture.setup().await;
+    let client = &fixture.db.client;
+    let walguard = Running::start(&fixture);
+    walguard.wait_for_log("streaming", 1, WAIT).await;
+
+    // One bad row leaves an open state, so every later row of the table
+    // carries a resolution check.
+    write_rows(client, 10, 1, 1).await;
+    wait_for_violations(client, 1, WAIT).await;
+    walguard.wait_for_log("commit read", 1, WAIT).await;
+
+    // A transaction of 2 000 good rows.
+    client
+        .batch_execute("INSERT INTO readings SELECT g, 1, 'fine' FROM generate_series(100, 2099) g")
+        .await
+        .expect("the good rows");
+    walguard.wait_for_log("commit read", 2, WAIT).await;
+
+    // Its resolution checks were written while it streamed, not all at its end.
+    let log = walguard.log_text();
+    let during = log.split("commit read").nth(1).unwrap_or("");
+    let batches = during.lines().filter(|line| line.contains("batch written")).count();
+    assert!(batches >= 10, "{batches} batches while the transaction streamed:\n{log}");
+}
