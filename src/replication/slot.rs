@@ -87,6 +87,15 @@ pub async fn plan(
     Ok(statements)
 }
 
+/// The name of the database `client` is connected to, for messages.
+async fn current_database(client: &Client) -> Result<String, SlotError> {
+    let row = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .map_err(SlotError::sql("read the database name"))?;
+    Ok(row.get(0))
+}
+
 /// The statements that make the publications list exactly the tables of
 /// `schemas`; also what a reload runs when tables come or go.
 pub async fn plan_publications(
@@ -95,11 +104,7 @@ pub async fn plan_publications(
     publication: &str,
     own_schema: &str,
 ) -> Result<Vec<String>, SlotError> {
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .map_err(SlotError::sql("read the database name"))?
-        .get(0);
+    let database = current_database(client).await?;
 
     // Sort every table into the publication its replica identity allows.
     let mut full = Vec::new();
@@ -278,11 +283,7 @@ pub async fn check(
     slot: &str,
     publication: &str,
 ) -> Result<Vec<String>, SlotError> {
-    let database: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .map_err(SlotError::sql("read the database name"))?
-        .get(0);
+    let database = current_database(client).await?;
     let row = client
         .query_opt(
             "SELECT plugin, database, coalesce(wal_status, ''), active_pid
