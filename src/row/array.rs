@@ -236,6 +236,27 @@ impl Parser<'_> {
     }
 }
 
+/// Quotes one element as PostgreSQL's `array_out` does with a `,` delimiter:
+/// quoted when empty, `NULL` in any case, or holding a quote, backslash,
+/// brace, comma or whitespace, with `"` and `\` escaped. The inverse of the
+/// parser above, for the property tests that render arrays and read them back.
+#[cfg(test)]
+pub(super) fn render_element(text: &str, out: &mut String) {
+    let special = |b: u8| matches!(b, b'"' | b'\\' | b'{' | b'}' | b',') || is_space(b);
+    if !text.is_empty() && !text.eq_ignore_ascii_case("NULL") && !text.bytes().any(special) {
+        out.push_str(text);
+        return;
+    }
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,24 +401,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn render_element(s: &str, out: &mut String) {
-        let needs_quotes = s.is_empty()
-            || s.eq_ignore_ascii_case("NULL")
-            || s.bytes().any(|b| matches!(b, b'"' | b'\\' | b'{' | b'}' | b',') || is_space(b));
-        if !needs_quotes {
-            out.push_str(s);
-            return;
-        }
-        out.push('"');
-        for c in s.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
     }
 
     fn element_text() -> impl Strategy<Value = String> {

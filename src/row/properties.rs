@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 use serde_json::{Number, Value};
 
+use super::array::render_element;
 use super::kind::{ScalarKind, ValueKind};
 use super::value::text_to_json;
 
@@ -42,27 +43,6 @@ impl Tree {
             }
         }
     }
-}
-
-/// `array_out`'s quoting: quoted when empty, `NULL` in any case, or holding a
-/// quote, backslash, brace, the delimiter or whitespace; `"` and `\` escaped.
-fn render_element(text: &str, out: &mut String) {
-    let special = |b: u8| {
-        matches!(b, b'"' | b'\\' | b'{' | b'}' | b',' | b' ' | b'\t' | b'\n')
-            || matches!(b, b'\r' | 0x0b | 0x0c)
-    };
-    if !text.is_empty() && !text.eq_ignore_ascii_case("NULL") && !text.bytes().any(special) {
-        out.push_str(text);
-        return;
-    }
-    out.push('"');
-    for c in text.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
 }
 
 /// Nested lists of `depth` dimensions over `leaf`.
