@@ -306,11 +306,16 @@ impl Pipeline {
         // or references: the common case stays cheap.
         // A referencing value already known to exist needs nothing more.
         let open = plan.is_some_and(|plan| plan.open);
+        // Each referencing value is looked up in the known keys once; bit i
+        // of `known` says whether reference i was found (past 64 references
+        // a value counts as unknown and is checked, which is only slower).
         let references = plan.map(|plan| plan.references.as_slice()).unwrap_or_default();
+        let mut known = 0u64;
         let mut checks_needed = false;
-        for &(index, target, _) in references {
+        for (i, &(index, target, _)) in references.iter().enumerate() {
             let Some(text) = text_value(&tuple, index) else { continue };
-            if self.known.contains(target, text) {
+            if i < 64 && self.known.contains(target, text) {
+                known |= 1 << i;
                 self.known_hits += 1;
             } else {
                 checks_needed = true;
@@ -339,10 +344,10 @@ impl Pipeline {
         }
 
         // Reference checks, settled when the batch is written.
-        for &(index, target, window) in references {
+        for (i, &(index, target, window)) in references.iter().enumerate() {
             let Some(text) = text_value(&tuple, index) else { continue };
             let Some(column) = rel.columns.get(index) else { continue };
-            if self.known.contains(target, text) {
+            if i < 64 && known & (1 << i) != 0 {
                 if open {
                     let mut resolution = stamp.resolution(&Outcome::default(), &Row::default());
                     resolution.keep_rules.clear();
