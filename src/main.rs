@@ -13,7 +13,7 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     walguard::telemetry::init_logs(cli.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err),
     };

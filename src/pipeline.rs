@@ -13,6 +13,8 @@
 //! list is never reported: it is generated, or not a column of the table at
 //! all, which is schema drift and not the row's fault.
 
+mod open_states;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ use crate::row::{self, Row, RowError};
 use crate::schema::{QualifiedName, SchemaSet, TableSchema};
 use crate::sink::{Batch, Resolution, Violation, format_lsn};
 use crate::validate::{self, OldRow, Operation, Outcome, REDACTED};
+
+pub use open_states::{KEY_LIMIT, OpenStates};
 
 /// Why a message could not be turned into violations. Each one is fatal for
 /// the stream: skipping it could miss a bad row.
@@ -89,7 +93,8 @@ struct Plan {
     targets: Vec<(usize, usize)>,
     /// Whether any rule compares with the previous row.
     transition_rules: bool,
-    /// Whether the table has violation states not yet resolved.
+    /// Whether any row of the table may have violation states not yet
+    /// resolved (see [`OpenStates`]).
     open: bool,
 }
 
@@ -101,9 +106,9 @@ pub struct Pipeline {
     relations: RelationCache,
     transaction: Option<Transaction>,
     plans: HashMap<Oid, Plan>,
-    /// Tables with violation states not yet resolved: only their rows need a
-    /// resolution.
-    open_tables: HashSet<(String, String)>,
+    /// Rows with violation states not yet resolved: only their changes need
+    /// a resolution.
+    open: OpenStates,
     /// (table, rule index) of transition rules already reported unknown.
     unknown: HashSet<(String, usize)>,
     /// Keys known to exist in the referenced columns.
@@ -127,7 +132,7 @@ impl Pipeline {
             relations: RelationCache::default(),
             transaction: None,
             plans: HashMap::new(),
-            open_tables: HashSet::new(),
+            open: OpenStates::default(),
             unknown: HashSet::new(),
             next_schemas: None,
             inserts: Inserts::default(),
@@ -192,16 +197,25 @@ impl Pipeline {
         &mut self.known
     }
 
-    /// Notes that a table has unresolved violation states, so that its later
-    /// rows are checked for resolutions.
-    pub fn mark_open(&mut self, schema: String, table: String) {
-        for (oid, plan) in &mut self.plans {
-            let named = self.relations.get(*oid).is_some_and(|cached| {
-                cached.relation.namespace == schema && cached.relation.name == table
-            });
-            plan.open |= named;
+    /// The rows with unresolved violation states, which the session fills
+    /// from the sink before streaming (after [`OpenStates::clear`]).
+    pub fn open_states(&mut self) -> &mut OpenStates {
+        &mut self.open
+    }
+
+    /// Notes that a violation found outside [`Pipeline::handle`] (a missing
+    /// referenced row) opened a state, so later changes to its row resolve it.
+    pub fn note_open(&mut self, violation: &Violation) {
+        if violation.operation.is_none() {
+            return;
         }
-        self.open_tables.insert((schema, table));
+        let (schema, table) = (&violation.table_schema, &violation.table_name);
+        self.open.insert(schema, table, &violation.row_key);
+        for (oid, plan) in &mut self.plans {
+            plan.open |= self.relations.get(*oid).is_some_and(|cached| {
+                &cached.relation.namespace == schema && &cached.relation.name == table
+            });
+        }
     }
 
     /// Whether a transaction has begun and not yet committed.
@@ -302,10 +316,22 @@ impl Pipeline {
             }
         }
 
-        // Nothing more to do for a good row of a table without open states
-        // or references: the common case stays cheap.
-        // A referencing value already known to exist needs nothing more.
-        let open = plan.is_some_and(|plan| plan.open);
+        // Whether the row may have open states that this change settles; its
+        // key is only worked out for a table that has some.
+        let key_tuple = match &old {
+            Some(OldTuple::Key(old) | OldTuple::Full(old)) if operation == Operation::Update => old,
+            _ => &tuple,
+        };
+        let mut row_key = None;
+        if plan.is_some_and(|plan| plan.open) {
+            row_key = Some(redact_key(schema, row::row_key(cached, key_tuple)));
+        }
+        let open =
+            row_key.as_ref().is_some_and(|key| self.open.contains(&rel.namespace, &rel.name, key));
+
+        // Nothing more to do for a good row that has no open states and no
+        // references: the common case stays cheap. A referencing value
+        // already known to exist needs nothing more.
         // Each referencing value is looked up in the known keys once; bit i
         // of `known` says whether reference i was found (past 64 references
         // a value counts as unknown and is checked, which is only slower).
@@ -324,11 +350,8 @@ impl Pipeline {
         if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !checks_needed {
             return Ok(());
         }
-        let key_tuple = match &old {
-            Some(OldTuple::Key(old) | OldTuple::Full(old)) if operation == Operation::Update => old,
-            _ => &tuple,
-        };
-        let row_key = redact_key(schema, row::row_key(cached, key_tuple));
+        let row_key =
+            row_key.unwrap_or_else(|| redact_key(schema, row::row_key(cached, key_tuple)));
         let stamp = Stamp {
             table_schema: &rel.namespace,
             table_name: &rel.name,
@@ -338,9 +361,18 @@ impl Pipeline {
             row_key: &row_key,
         };
 
-        // A row of a table with open states may settle some of them.
+        // A row with open states may settle some of them, or all: then it is
+        // no longer open, unless a reference check may still fail later.
         if open {
             out.batch.resolutions.push(stamp.resolution(&outcome, &row));
+            if outcome.findings.is_empty()
+                && outcome.unknown.is_empty()
+                && outcome.skipped.is_empty()
+                && row.unchanged.is_empty()
+                && references.is_empty()
+            {
+                self.open.remove(&rel.namespace, &rel.name, &row_key);
+            }
         }
 
         // Reference checks, settled when the batch is written.
@@ -410,8 +442,8 @@ impl Pipeline {
             out.batch.violations.push(violation);
         }
 
-        if !outcome.findings.is_empty() && !open {
-            self.open_tables.insert((rel.namespace.clone(), rel.name.clone()));
+        if !outcome.findings.is_empty() {
+            self.open.insert(&rel.namespace, &rel.name, &row_key);
             if let Some(plan) = self.plans.get_mut(&relation) {
                 plan.open = true;
             }
@@ -504,7 +536,7 @@ impl Pipeline {
             |target: &crate::schema::ColumnRef| targets.iter().position(|t| t == target);
         let mut plan = Plan {
             transition_rules: schema.rules().iter().any(|rule| rule.uses_old()),
-            open: self.open_tables.contains(&(rel.namespace.clone(), rel.name.clone())),
+            open: self.open.may_have(&rel.namespace, &rel.name),
             ..Plan::default()
         };
         for column in schema.columns() {
@@ -526,7 +558,7 @@ impl Pipeline {
     }
 
     /// A deleted row settles every open state of its key.
-    fn resolve_delete(&self, relation: Oid, old: &OldTuple, ordinal: u32, out: &mut Output) {
+    fn resolve_delete(&mut self, relation: Oid, old: &OldTuple, ordinal: u32, out: &mut Output) {
         let (Some(cached), Some(transaction)) = (self.relations.get(relation), self.transaction)
         else {
             return;
@@ -537,10 +569,15 @@ impl Pipeline {
         }
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else { return };
         let (OldTuple::Key(tuple) | OldTuple::Full(tuple)) = old;
+        let row_key = redact_key(schema, row::row_key(cached, tuple));
+        if !self.open.contains(&rel.namespace, &rel.name, &row_key) {
+            return;
+        }
+        self.open.remove(&rel.namespace, &rel.name, &row_key);
         out.batch.resolutions.push(Resolution {
             table_schema: rel.namespace.clone(),
             table_name: rel.name.clone(),
-            row_key: redact_key(schema, row::row_key(cached, tuple)),
+            row_key,
             commit_lsn: transaction.commit_lsn,
             change_ordinal: ordinal,
             commit_time: transaction.commit_time,

@@ -35,8 +35,6 @@ use crate::sink::Sink;
 pub(super) struct Stream {
     pub(super) pipeline: Pipeline,
     checker: Checker,
-    /// Whether the tables with open violation states were read from the sink.
-    open_states_read: bool,
     /// Reloaded schemas, switched to between transactions; `None` when
     /// nothing reloads them.
     schemas: Option<watch::Receiver<Arc<SchemaSet>>>,
@@ -68,7 +66,6 @@ impl Stream {
         Stream {
             pipeline,
             checker,
-            open_states_read: false,
             schemas: None,
             progress: Progress::default(),
             batch: Output::default(),
@@ -120,12 +117,7 @@ impl Stream {
         stop: &CancellationToken,
     ) -> Result<(), RunError> {
         self.progress.resume(transport);
-        if !self.open_states_read {
-            for (schema, table) in sink.tables_with_open_states().await? {
-                self.pipeline.mark_open(schema, table);
-            }
-            self.open_states_read = true;
-        }
+        self.read_open_states(sink).await?;
         self.checker.refresh(sink).await?;
         loop {
             if self.until_lsn.is_some_and(|until| self.progress.acknowledged() >= until) {
@@ -161,6 +153,26 @@ impl Stream {
             };
             self.handle(event, transport, sink).await?;
         }
+    }
+
+    /// Reads which rows have open violation states, at the start of every
+    /// session: what a failed session noted without writing is forgotten.
+    async fn read_open_states(&mut self, sink: &Sink) -> Result<(), RunError> {
+        let open = self.pipeline.open_states();
+        open.clear();
+        let complete = sink
+            .open_states(crate::pipeline::KEY_LIMIT, |schema, table, key| match key {
+                Some(key) => open.insert(schema, table, &key),
+                None => open.mark_table(schema, table),
+            })
+            .await?;
+        if !complete {
+            for (schema, table) in sink.tables_with_open_states().await? {
+                open.mark_table(&schema, &table);
+            }
+        }
+        tracing::debug!(rows = open.len(), complete, "open violation states read");
+        Ok(())
     }
 
     async fn handle(
@@ -220,9 +232,10 @@ impl Stream {
         // children included.
         let checks = std::mem::take(&mut self.batch.references);
         let known = self.pipeline.known_keys();
-        let flagged = self.checker.settle(checks, known, sink, &mut self.batch.batch).await?;
-        for (schema, table) in flagged {
-            self.pipeline.mark_open(schema, table);
+        let before = self.batch.batch.violations.len();
+        self.checker.settle(checks, known, sink, &mut self.batch.batch).await?;
+        for violation in &self.batch.batch.violations[before..] {
+            self.pipeline.note_open(violation);
         }
 
         if !self.batch.batch.is_empty() {

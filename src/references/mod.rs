@@ -34,7 +34,6 @@
 
 mod lookup;
 
-use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::time::{Duration, SystemTime};
 
@@ -206,14 +205,14 @@ impl Checker {
 
     /// Settles `checks` and the stored checks that are due, adding
     /// violations, resolutions and pending checks to `batch`, and found keys
-    /// to `known`. Returns the tables that got a `reference` violation.
+    /// to `known`.
     pub async fn settle(
         &mut self,
         checks: Vec<ReferenceCheck>,
         known: &mut KnownKeys,
         sink: &Sink,
         batch: &mut Batch,
-    ) -> Result<HashSet<(String, String)>, SinkError> {
+    ) -> Result<(), SinkError> {
         let now = SystemTime::now();
 
         // Settle from the cache what it can; the rest waits for a look-up.
@@ -242,7 +241,7 @@ impl Checker {
             self.read_due(sink, now, &mut waiting).await?;
         }
         if waiting.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(());
         }
 
         // Look the rest up; a failure puts them all off, stored.
@@ -257,12 +256,11 @@ impl Checker {
                     let due = w.due.max(now + RETRY_AFTER);
                     self.store(batch, w, due);
                 }
-                return Ok(HashSet::new());
+                return Ok(());
             }
         };
 
         // Sort each check into found, still waiting, or missing.
-        let mut flagged = HashSet::new();
         for w in waiting {
             if found.contains(&(w.target.clone(), w.value.clone())) {
                 if w.stored {
@@ -281,11 +279,10 @@ impl Checker {
                 if w.stored {
                     batch.pending_done.push(w.violation.dedup_key());
                 }
-                flagged.insert((w.violation.table_schema.clone(), w.violation.table_name.clone()));
                 batch.violations.push(w.violation);
             }
         }
-        Ok(flagged)
+        Ok(())
     }
 
     /// Adds the stored checks due at `now` to `waiting`.

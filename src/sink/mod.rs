@@ -195,8 +195,38 @@ impl Sink {
         pending::next_due(&self.client, &self.pending).await
     }
 
-    /// The tables that have violation states not yet resolved: only their
-    /// rows need a resolution check.
+    /// Calls `each` with the table and row key of every violation state not
+    /// yet resolved, at most `limit` times; returns `false` when there were
+    /// more (then [`Sink::tables_with_open_states`] names their tables).
+    pub async fn open_states(
+        &self,
+        limit: usize,
+        mut each: impl FnMut(&str, &str, Option<Value>),
+    ) -> Result<bool, SinkError> {
+        use futures_util::TryStreamExt;
+        let s = quote_ident(&self.schema);
+        let sql = format!(
+            "SELECT DISTINCT table_schema, table_name, row_key::text FROM {s}.violation_state
+             WHERE status <> 'resolved' LIMIT {}",
+            limit.saturating_add(1)
+        );
+        let failed = SinkError::sql("read the open violation states");
+        let no_params = std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>();
+        let rows = self.client.query_raw(&sql, no_params).await.map_err(failed)?;
+        futures_util::pin_mut!(rows);
+        let mut count = 0;
+        let failed = || SinkError::sql("read the open violation states");
+        while let Some(row) = rows.try_next().await.map_err(failed())? {
+            count += 1;
+            if count > limit {
+                return Ok(false);
+            }
+            each(row.get(0), row.get(1), serde_json::from_str(row.get::<_, &str>(2)).ok());
+        }
+        Ok(true)
+    }
+
+    /// The tables that have violation states not yet resolved.
     pub async fn tables_with_open_states(&self) -> Result<Vec<(String, String)>, SinkError> {
         let s = quote_ident(&self.schema);
         let rows = self

@@ -604,7 +604,7 @@ async fn invalidated_slot_stops_and_says_to_set_up_again() {
 }
 
 #[tokio::test]
-async fn good_rows_of_a_table_with_open_states_are_written_in_bounded_batches() {
+async fn only_changes_to_open_rows_carry_resolutions_and_they_are_written_in_bounded_batches() {
     let mut fixture = fixture("open_states_batches").await;
     fixture.configure("[sink]\nbatch_max_violations = 100\n");
     fixture.setup().await;
@@ -612,22 +612,40 @@ async fn good_rows_of_a_table_with_open_states_are_written_in_bounded_batches() 
     let walguard = Running::start(&fixture);
     walguard.wait_for_log("streaming", 1, WAIT).await;
 
-    // One bad row leaves an open state, so every later row of the table
-    // carries a resolution check.
-    write_rows(client, 10, 1, 1).await;
-    wait_for_violations(client, 1, WAIT).await;
+    // 200 bad rows leave open states.
+    write_rows(client, 1, 2000, 2000).await;
+    wait_for_violations(client, 200, WAIT).await;
     walguard.wait_for_log("commit read", 1, WAIT).await;
 
-    // A transaction of 2 000 good rows.
+    // A transaction of 2 000 new good rows settles nothing: no batch.
     client
-        .batch_execute("INSERT INTO readings SELECT g, 1, 'fine' FROM generate_series(100, 2099) g")
+        .batch_execute(
+            "INSERT INTO readings SELECT g, 1, 'fine' FROM generate_series(5000, 6999) g",
+        )
         .await
         .expect("the good rows");
     walguard.wait_for_log("commit read", 2, WAIT).await;
 
-    // Its resolution checks were written while it streamed, not all at its end.
+    // Fixing the 200 bad rows, and touching 1 800 good ones, settles 200
+    // rows, in batches written while the transaction streamed.
+    client.batch_execute("UPDATE readings SET value = 2 WHERE id <= 2000").await.expect("the fix");
+    walguard.wait_for_log("commit read", 3, WAIT).await;
     let log = walguard.log_text();
-    let during = log.split("commit read").nth(1).unwrap_or("");
-    let batches = during.lines().filter(|line| line.contains("batch written")).count();
-    assert!(batches >= 10, "{batches} batches while the transaction streamed:\n{log}");
+    let during_fix = log.split("commit read").nth(2).unwrap_or("");
+    let batches = during_fix.lines().filter(|line| line.contains("batch written")).count();
+    assert!(batches >= 2, "{batches} batches while the fix streamed:\n{log}");
+    let resolutions: usize = log
+        .lines()
+        .filter_map(|line| {
+            line.split("resolutions=").nth(1)?.split(' ').next()?.parse::<usize>().ok()
+        })
+        .sum();
+    assert_eq!(resolutions, 200, "only the fixed rows carry resolutions:\n{log}");
+
+    let deadline = std::time::Instant::now() + WAIT;
+    let unresolved = "SELECT count(*) FROM walguard.violation_state WHERE status <> 'resolved'";
+    while client.query_one(unresolved, &[]).await.expect("the states").get::<_, i64>(0) > 0 {
+        assert!(std::time::Instant::now() < deadline, "states left unresolved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

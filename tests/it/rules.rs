@@ -400,3 +400,37 @@ async fn violation_states_resolve_when_fixed_or_deleted_and_can_be_acknowledged(
     fixture.run_to_current().await;
     assert_eq!(states().await[2], "3 minimum quantity resolved 2 true supplier fixes it");
 }
+
+#[tokio::test]
+async fn a_later_run_resolves_states_whose_keys_jsonb_reordered_and_rewrote() {
+    // jsonb sorts an object's keys by length: the key read back from the
+    // state table is not the text the stream's key was written as.
+    let ddl = "CREATE TABLE lines (region_name text, id numeric, qty integer,
+                                   PRIMARY KEY (region_name, id))";
+    let schema = "x-table: public.lines\nproperties:\n  qty: {minimum: 1}\n";
+    let fixture = Fixture::new("reordered_keys", ddl, &[("public.lines.yaml", schema)]).await;
+    fixture.setup().await;
+    fixture.db.execute("INSERT INTO lines VALUES ('north', 1.50, 0), ('south', 2, 0)").await;
+    fixture.run_to_current().await;
+
+    fixture.db.execute("UPDATE lines SET qty = 3 WHERE region_name = 'north'").await;
+    fixture.db.execute("DELETE FROM lines WHERE region_name = 'south'").await;
+    fixture.run_to_current().await;
+    let rows = fixture
+        .db
+        .client
+        .query("SELECT row_key::text, status FROM walguard.violation_state ORDER BY 1", &[])
+        .await
+        .expect("violation states");
+    let states: Vec<String> = rows
+        .iter()
+        .map(|row| format!("{} {}", row.get::<_, &str>(0), row.get::<_, &str>(1)))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            r#"{"id": 1.50, "region_name": "north"} resolved"#,
+            r#"{"id": 2, "region_name": "south"} resolved"#
+        ]
+    );
+}

@@ -1,0 +1,230 @@
+//! Which rows have violation states not yet resolved, so that only changes to
+//! those rows carry a [`crate::sink::Resolution`] to the sink.
+//!
+//! A row is named by a 64-bit hash of its table and row key, in a canonical
+//! form that ignores what storing the key as `jsonb` changes (the order of an
+//! object's keys, how a number is written). Two rows that share a hash only
+//! cost a resolution that matches nothing; a row with open states is never
+//! missed, because every key the sink holds open is read at the start of each
+//! session and every new row-level violation adds its key before the next
+//! change is handled.
+//!
+//! Past [`KEY_LIMIT`] keys the set stops growing and the table of the key that
+//! did not fit counts as open as a whole: every one of its rows carries a
+//! resolution again, which is slower, never wrong.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde_json::Value;
+
+/// The most row keys kept: about 20 MB of memory at the limit.
+pub const KEY_LIMIT: usize = 1_000_000;
+
+/// The rows, and the whole tables, that may have open violation states.
+#[derive(Debug)]
+pub struct OpenStates {
+    keys: HashSet<u64>,
+    /// Hashes of the tables any key was added for.
+    tables: HashSet<u64>,
+    /// Hashes of the tables whose open rows are not all in `keys`.
+    whole: HashSet<u64>,
+    limit: usize,
+}
+
+impl Default for OpenStates {
+    fn default() -> Self {
+        OpenStates::with_limit(KEY_LIMIT)
+    }
+}
+
+impl OpenStates {
+    /// A set that keeps at most `limit` row keys.
+    pub fn with_limit(limit: usize) -> Self {
+        OpenStates { keys: HashSet::new(), tables: HashSet::new(), whole: HashSet::new(), limit }
+    }
+
+    /// Forgets everything, before the sink's open states are read again.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.tables.clear();
+        self.whole.clear();
+    }
+
+    /// Notes that the row `key` of `schema.table` may have open states.
+    pub fn insert(&mut self, schema: &str, table: &str, key: &Value) {
+        let table_hash = table_hash(schema, table);
+        if self.whole.contains(&table_hash) {
+            return;
+        }
+        if self.keys.len() >= self.limit {
+            self.whole.insert(table_hash);
+            return;
+        }
+        self.tables.insert(table_hash);
+        self.keys.insert(key_hash(schema, table, key));
+    }
+
+    /// Notes that any row of `schema.table` may have open states.
+    pub fn mark_table(&mut self, schema: &str, table: &str) {
+        self.whole.insert(table_hash(schema, table));
+    }
+
+    /// Notes that the row `key` has no open state left.
+    pub fn remove(&mut self, schema: &str, table: &str, key: &Value) {
+        self.keys.remove(&key_hash(schema, table, key));
+    }
+
+    /// Whether the row `key` of `schema.table` may have open states.
+    pub fn contains(&self, schema: &str, table: &str, key: &Value) -> bool {
+        self.keys.contains(&key_hash(schema, table, key))
+            || (!self.whole.is_empty() && self.whole.contains(&table_hash(schema, table)))
+    }
+
+    /// Whether any row of `schema.table` may have open states.
+    pub fn may_have(&self, schema: &str, table: &str) -> bool {
+        let table_hash = table_hash(schema, table);
+        self.tables.contains(&table_hash) || self.whole.contains(&table_hash)
+    }
+
+    /// How many row keys are kept.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+/// The hash of a table.
+fn table_hash(schema: &str, table: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (schema, table).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The hash of a row: its table and the canonical form of its key.
+fn key_hash(schema: &str, table: &str, key: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (schema, table).hash(&mut hasher);
+    hash_value(key, &mut hasher);
+    hasher.finish()
+}
+
+/// Feeds a JSON value to `hasher` the same way whatever order its objects'
+/// keys are in and however its numbers are written.
+fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
+    match value {
+        Value::Null => 0u8.hash(hasher),
+        Value::Bool(b) => (1u8, b).hash(hasher),
+        Value::Number(number) => {
+            2u8.hash(hasher);
+            hash_number(&number.to_string(), hasher);
+        }
+        Value::String(text) => (3u8, text).hash(hasher),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(hasher);
+            items.iter().for_each(|item| hash_value(item, hasher));
+        }
+        Value::Object(map) => {
+            (5u8, map.len()).hash(hasher);
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (name, item) in entries {
+                name.hash(hasher);
+                hash_value(item, hasher);
+            }
+        }
+    }
+}
+
+/// Feeds a number as its sign, significant digits and decimal exponent, so
+/// that `100`, `1e2`, `1.00E+2` and `100.0` hash alike (`jsonb` may turn one
+/// into another). Text that is not a number is hashed as it is.
+fn hash_number(text: &str, hasher: &mut DefaultHasher) {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i64>().ok()),
+        None => (unsigned, Some(0)),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let Some(exponent) = exponent.filter(|_| all_digits(whole) && all_digits(fraction)) else {
+        text.hash(hasher);
+        return;
+    };
+
+    // digits × 10^(exponent - fraction length), without leading or
+    // trailing zeros.
+    let digits: String = whole.chars().chain(fraction.chars()).collect();
+    let leading = digits.len() - digits.trim_start_matches('0').len();
+    let significant = digits[leading..].trim_end_matches('0');
+    if significant.is_empty() {
+        "0".hash(hasher);
+        return;
+    }
+    let trailing = digits.len() - leading - significant.len();
+    let scale = exponent - fraction.len() as i64 + trailing as i64;
+    (negative, significant, scale).hash(hasher);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parsed(text: &str) -> Value {
+        serde_json::from_str(text).expect("valid JSON")
+    }
+
+    #[test]
+    fn a_key_read_back_from_jsonb_is_the_same_row() {
+        let mut open = OpenStates::default();
+        open.insert("public", "orders", &parsed(r#"{"region": "eu", "id": 1e2}"#));
+        // jsonb orders keys by length and writes numbers in full.
+        assert!(open.contains("public", "orders", &parsed(r#"{"id": 100, "region": "eu"}"#)));
+        assert!(open.contains("public", "orders", &parsed(r#"{"id": 100.00, "region": "eu"}"#)));
+        assert!(!open.contains("public", "orders", &parsed(r#"{"id": 101, "region": "eu"}"#)));
+        assert!(!open.contains("public", "items", &parsed(r#"{"id": 100, "region": "eu"}"#)));
+        assert!(open.may_have("public", "orders") && !open.may_have("public", "items"));
+        assert!(!open.contains("public", "orders", &parsed(r#"{"id": "100", "region": "eu"}"#)));
+    }
+
+    #[test]
+    fn numbers_hash_by_value_and_sign() {
+        let same = |a: &str, b: &str| {
+            let mut open = OpenStates::default();
+            open.insert("s", "t", &parsed(a));
+            open.contains("s", "t", &parsed(b))
+        };
+        assert!(same("0.0015", "1.5e-3"));
+        assert!(same("-12.50", "-1.25E1"));
+        assert!(same("0", "-0.000"));
+        assert!(same("123456789012345678901234567890", "1.2345678901234567890123456789e29"));
+        assert!(!same("12", "-12"));
+        assert!(!same("12", "1.2"));
+        assert!(!same("[1, 2]", "[2, 1]"));
+    }
+
+    #[test]
+    fn a_removed_row_is_no_longer_open() {
+        let mut open = OpenStates::default();
+        let key = json!({"id": 7});
+        open.insert("public", "orders", &key);
+        open.remove("public", "orders", &key);
+        assert!(!open.contains("public", "orders", &key));
+        assert_eq!(open.len(), 0);
+    }
+
+    #[test]
+    fn past_the_limit_the_whole_table_counts_as_open() {
+        let mut open = OpenStates::with_limit(2);
+        for id in 1..=3 {
+            open.insert("public", "orders", &json!({ "id": id }));
+        }
+        assert_eq!(open.len(), 2);
+        assert!(open.contains("public", "orders", &json!({"id": 99})));
+        assert!(!open.contains("public", "items", &json!({"id": 99})));
+        assert!(open.may_have("public", "orders"));
+    }
+}
