@@ -171,7 +171,7 @@ impl Stream {
                 open.mark_table(&schema, &table);
             }
         }
-        tracing::debug!(rows = open.len(), complete, "open violation states read");
+        tracing::debug!(rows = open.row_count(), complete, "open violation states read");
         Ok(())
     }
 

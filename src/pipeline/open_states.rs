@@ -88,7 +88,7 @@ impl OpenStates {
     }
 
     /// How many row keys are kept.
-    pub fn len(&self) -> usize {
+    pub fn row_count(&self) -> usize {
         self.keys.len()
     }
 }
@@ -213,7 +213,7 @@ mod tests {
         open.insert("public", "orders", &key);
         open.remove("public", "orders", &key);
         assert!(!open.contains("public", "orders", &key));
-        assert_eq!(open.len(), 0);
+        assert_eq!(open.row_count(), 0);
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
         for id in 1..=3 {
             open.insert("public", "orders", &json!({ "id": id }));
         }
-        assert_eq!(open.len(), 2);
+        assert_eq!(open.row_count(), 2);
         assert!(open.contains("public", "orders", &json!({"id": 99})));
         assert!(!open.contains("public", "items", &json!({"id": 99})));
         assert!(open.may_have("public", "orders"));

@@ -17,8 +17,9 @@ use crate::config::{SourceSettings, SslMode};
 /// Session settings that fix the text form of dates, intervals and floats.
 pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO,MDY -c IntervalStyle=postgres \
      -c TimeZone=UTC -c extra_float_digits=3";
-/// How soon an acknowledged position reaches the server.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon an acknowledged position reaches the server. A graceful stop
+/// waits for it to be sent, so it is short: a status update is a few bytes.
+const STATUS_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a silent stream waits before sending a status update anyway.
 const WAKEUP_INTERVAL: Duration = Duration::from_secs(10);
 /// Events buffered between the network task and the pipeline.

@@ -1,9 +1,9 @@
 //! Evaluating `x-rules` against a row.
 //!
-//! The row is bound to `row` as a CEL map of its non-NULL columns, built from
-//! borrowed views: strings are not copied, only one small box per value is
-//! allocated. A NULL column is absent from the map, so `row.amount` fails on it
-//! and `has(row.amount)` is the way to test for NULL.
+//! The row is bound to `row` as a CEL map of its non-NULL columns (see
+//! [`super::cel_row`]): a column is converted when a rule selects it, and its
+//! strings are borrowed, not copied. A NULL column is absent from the map, so
+//! `row.amount` fails on it and `has(row.amount)` is the way to test for NULL.
 //!
 //! Numbers become `int` when they fit in 64 bits, else `uint`, else `double`
 //! (so an exact numeric loses digits past double precision inside a rule; the
@@ -22,17 +22,13 @@
 //! Evaluation errors are described by type names only, since cel's own messages
 //! quote operand values, which may be pii.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
-};
 use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, ExecutionError};
-use serde_json::{Map, Number, Value};
 
+use super::cel_row::CelRow;
 use super::{Finding, OldRow, Operation, Outcome};
 use crate::row::Row;
 use crate::schema::{Rule, TableSchema, cel_env};
@@ -57,8 +53,8 @@ pub(super) fn check_rules(
         return;
     }
     let binding = RowBinding {
-        row: cel_map(&row.values),
-        old: old.filter(|_| op == Operation::Update).map(|old| cel_map(&old.row.values)),
+        row: CelRow::new(&row.values),
+        old: old.filter(|_| op == Operation::Update).map(|old| CelRow::new(&old.row.values)),
     };
     let old_complete = old.is_some_and(|old| old.complete);
     let mut context = Context::with_env(Arc::clone(cel_env()));
@@ -132,8 +128,8 @@ fn evaluate(rule: &Rule, context: &Context<'_, '_>, row: &Row) -> Verdict {
 /// Answers the variable `row` with the row's map, and `old` with the
 /// previous row's on an update.
 struct RowBinding<'r> {
-    row: CelMap<'r>,
-    old: Option<CelMap<'r>>,
+    row: CelRow<'r>,
+    old: Option<CelRow<'r>>,
 }
 
 impl VariableResolver for RowBinding<'_> {
@@ -143,42 +139,6 @@ impl VariableResolver for RowBinding<'_> {
             "old" => self.old.as_ref().map(|old| CowVal::Borrowed(old as &dyn Val)),
             _ => None,
         }
-    }
-}
-
-/// A CEL map borrowing from a JSON object, NULL members left out.
-fn cel_map(values: &Map<String, Value>) -> CelMap<'_> {
-    let mut map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(values.len());
-    for (name, value) in values {
-        if !value.is_null() {
-            map.insert(CelMapKey::from(name.as_str()), cel_value(value));
-        }
-    }
-    CelMap::from(map)
-}
-
-/// A CEL value borrowing from a JSON value.
-fn cel_value(value: &Value) -> Box<dyn Val + '_> {
-    match value {
-        Value::Null => Box::new(CelNull),
-        Value::Bool(flag) => Box::new(CelBool::from(*flag)),
-        Value::Number(number) => cel_number(number),
-        Value::String(text) => Box::new(CelString::from(text.as_str())),
-        Value::Array(items) => {
-            Box::new(CelList::from(items.iter().map(cel_value).collect::<Vec<_>>()))
-        }
-        Value::Object(members) => Box::new(cel_map(members)),
-    }
-}
-
-/// `int` if it fits, else `uint`, else `double`.
-fn cel_number(number: &Number) -> Box<dyn Val> {
-    if let Some(int) = number.as_i64() {
-        Box::new(CelInt::from(int))
-    } else if let Some(uint) = number.as_u64() {
-        Box::new(CelUInt::from(uint))
-    } else {
-        Box::new(CelDouble::from(number.as_f64().unwrap_or(f64::NAN)))
     }
 }
 
