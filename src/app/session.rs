@@ -9,12 +9,19 @@
 //! larger than a batch is written in several batches before its commit
 //! arrives, which bounds memory; its position is acknowledged at its commit.
 //!
+//! The stream is read on while a batch is written, so the source's WAL keeps
+//! flowing: one write is under way at a time, the next batch collects behind
+//! it, and nothing else uses the sink until it returns. A position read while
+//! a write is under way waits for that write too.
+//!
 //! The same [`Stream`] carries over from one session to the next: after a
 //! failure, [`Stream::restart`] drops what was not written (the slot sends it
 //! again, and the violations' unique key makes the second write harmless)
 //! and forgets the relations, which the server sends again.
 
 use crate::telemetry::metrics as telemetry;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +36,18 @@ use crate::pipeline::{Output, Pipeline};
 use crate::references::{Checker, Load};
 use crate::replication::{Progress, Transport};
 use crate::schema::SchemaSet;
-use crate::sink::Sink;
+use crate::sink::{Batch, Sink, SinkError};
+
+/// A batch being written while the stream is read on.
+type Write<'s> = Pin<Box<dyn Future<Output = Written> + Send + 's>>;
+
+/// A finished write: its outcome, the batch (for its memory) and the
+/// position it makes durable.
+struct Written {
+    result: Result<usize, SinkError>,
+    batch: Batch,
+    ack: Option<u64>,
+}
 
 /// The state of the stream, kept across sessions.
 pub(super) struct Stream {
@@ -42,6 +60,8 @@ pub(super) struct Stream {
     batch: Output,
     /// The furthest position that becomes durable once `batch` is written.
     pending_ack: Option<u64>,
+    /// Whether a write is under way.
+    writing: bool,
     /// When `batch` must be written at the latest.
     deadline: Option<Instant>,
     max_violations: usize,
@@ -70,6 +90,7 @@ impl Stream {
             progress: Progress::default(),
             batch: Output::default(),
             pending_ack: None,
+            writing: false,
             deadline: None,
             max_violations: sink.batch_max_violations,
             max_delay: sink.batch_max_delay,
@@ -105,6 +126,7 @@ impl Stream {
         self.checker.restart();
         self.batch.clear();
         self.pending_ack = None;
+        self.writing = false;
         self.deadline = None;
     }
 
@@ -113,12 +135,14 @@ impl Stream {
     pub(super) async fn run(
         &mut self,
         transport: &mut Transport,
-        sink: &mut Sink,
+        sink: &Sink,
         stop: &CancellationToken,
     ) -> Result<(), RunError> {
         self.progress.resume(transport);
+        sink.end_abandoned_transaction().await?;
         self.read_open_states(sink).await?;
         self.checker.refresh(sink).await?;
+        let mut writing: Option<Write<'_>> = None;
         loop {
             if self.until_lsn.is_some_and(|until| self.progress.acknowledged() >= until) {
                 return Ok(());
@@ -127,15 +151,20 @@ impl Stream {
             let references_due = self.checker.next_due().map(instant_of);
             let event = tokio::select! {
                 biased;
-                _ = stop.cancelled() => return self.flush(transport, sink).await,
+                _ = stop.cancelled() => return self.flush_all(transport, sink, &mut writing).await,
+                written = in_flight(&mut writing) => {
+                    writing = None;
+                    self.complete(written, transport)?;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
                     if deadline.is_some() => {
-                    self.flush(transport, sink).await?;
+                    self.flush(transport, sink, &mut writing).await?;
                     continue;
                 }
                 _ = tokio::time::sleep_until(references_due.unwrap_or_else(Instant::now)),
                     if references_due.is_some() && !self.pipeline.in_transaction() => {
-                    self.flush(transport, sink).await?;
+                    self.flush(transport, sink, &mut writing).await?;
                     continue;
                 }
                 changed = changed(&mut self.schemas), if self.schemas.is_some() => {
@@ -148,10 +177,10 @@ impl Stream {
                 event = transport.recv() => event?,
             };
             let Some(event) = event else {
-                self.flush(transport, sink).await?;
+                self.flush_all(transport, sink, &mut writing).await?;
                 return Err(RunError::StreamEnded);
             };
-            self.handle(event, transport, sink).await?;
+            self.handle(event, transport, sink, &mut writing).await?;
         }
     }
 
@@ -175,11 +204,12 @@ impl Stream {
         Ok(())
     }
 
-    async fn handle(
+    async fn handle<'s>(
         &mut self,
         event: ReplicationEvent,
         transport: &mut Transport,
-        sink: &mut Sink,
+        sink: &'s Sink,
+        writing: &mut Option<Write<'s>>,
     ) -> Result<(), RunError> {
         match event {
             ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
@@ -195,7 +225,7 @@ impl Stream {
                     || self.batch.batch.resolutions.len() >= self.max_violations
                     || self.batch.references.len() >= self.max_violations
                 {
-                    self.flush(transport, sink).await?;
+                    self.flush(transport, sink, writing).await?;
                 }
             }
             ReplicationEvent::Commit { end_lsn, .. } => {
@@ -215,7 +245,7 @@ impl Stream {
     /// Everything before `lsn` has been read: acknowledge it now if nothing is
     /// waiting to be written, else once the batch is.
     fn advance(&mut self, lsn: u64, transport: &Transport) {
-        if self.batch.is_empty() && self.pending_ack.is_none() {
+        if self.batch.is_empty() && self.pending_ack.is_none() && !self.writing {
             self.progress.acknowledge(transport, lsn);
         } else {
             self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
@@ -223,9 +253,21 @@ impl Stream {
         }
     }
 
-    /// Settles reference checks, writes the batch and acknowledges what it
-    /// made durable.
-    async fn flush(&mut self, transport: &Transport, sink: &mut Sink) -> Result<(), RunError> {
+    /// Settles reference checks and starts writing the batch, once the
+    /// write under way has finished; the batch's position is acknowledged
+    /// when its own write has.
+    async fn flush<'s>(
+        &mut self,
+        transport: &Transport,
+        sink: &'s Sink,
+        writing: &mut Option<Write<'s>>,
+    ) -> Result<(), RunError> {
+        // One write at a time, and nothing else on the sink meanwhile.
+        if let Some(write) = writing.take() {
+            let written = write.await;
+            self.complete(written, transport)?;
+        }
+
         // Reference checks, even those of a transaction still being read:
         // the stream only carries committed transactions, so the source
         // already holds every row of it, parents written after their
@@ -237,26 +279,71 @@ impl Stream {
         for violation in &self.batch.batch.violations[before..] {
             self.pipeline.note_open(violation);
         }
-
-        if !self.batch.batch.is_empty() {
-            let batch = &self.batch.batch;
-            let fresh = sink.write_batch(batch).await?;
-            tracing::debug!(
-                violations = batch.violations.len(),
-                fresh,
-                resolutions = batch.resolutions.len(),
-                "batch written"
-            );
-            metrics::counter!(telemetry::BATCHES_TOTAL).increment(1);
-            metrics::counter!(telemetry::VIOLATIONS_TOTAL).increment(fresh as u64);
-            self.batch.batch.clear();
-        }
         self.checker.refresh(sink).await?;
-        if let Some(lsn) = self.pending_ack.take() {
+
+        // The write, under way while the stream is read on.
+        self.deadline = None;
+        let ack = self.pending_ack.take();
+        if self.batch.batch.is_empty() {
+            if let Some(lsn) = ack {
+                self.progress.acknowledge(transport, lsn);
+            }
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch.batch);
+        self.writing = true;
+        *writing = Some(Box::pin(async move {
+            let result = sink.write_batch(&batch).await;
+            Written { result, batch, ack }
+        }));
+        Ok(())
+    }
+
+    /// [`Stream::flush`], then waits for the write.
+    async fn flush_all<'s>(
+        &mut self,
+        transport: &Transport,
+        sink: &'s Sink,
+        writing: &mut Option<Write<'s>>,
+    ) -> Result<(), RunError> {
+        self.flush(transport, sink, writing).await?;
+        if let Some(write) = writing.take() {
+            let written = write.await;
+            self.complete(written, transport)?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges what a finished write made durable.
+    fn complete(&mut self, written: Written, transport: &Transport) -> Result<(), RunError> {
+        self.writing = false;
+        let fresh = written.result?;
+        let batch = written.batch;
+        tracing::debug!(
+            violations = batch.violations.len(),
+            fresh,
+            resolutions = batch.resolutions.len(),
+            "batch written"
+        );
+        metrics::counter!(telemetry::BATCHES_TOTAL).increment(1);
+        metrics::counter!(telemetry::VIOLATIONS_TOTAL).increment(fresh as u64);
+        if let Some(lsn) = written.ack {
             self.progress.acknowledge(transport, lsn);
         }
-        self.deadline = None;
+        if self.batch.batch.is_empty() {
+            let mut batch = batch;
+            batch.clear();
+            self.batch.batch = batch;
+        }
         Ok(())
+    }
+}
+
+/// The write under way, or a future that never finishes when there is none.
+async fn in_flight(writing: &mut Option<Write<'_>>) -> Written {
+    match writing.as_mut() {
+        Some(write) => write.await,
+        None => std::future::pending().await,
     }
 }
 

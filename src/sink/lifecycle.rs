@@ -17,7 +17,7 @@
 //! are new in the log are recorded, so a replay counts nothing twice.
 
 use serde_json::Value;
-use tokio_postgres::Transaction;
+use tokio_postgres::GenericClient;
 
 use super::{SinkError, Violation, format_lsn};
 
@@ -57,7 +57,7 @@ impl Statements {
 
 /// Opens or updates the state of each new row-level violation.
 pub(super) async fn record(
-    transaction: &Transaction<'_>,
+    transaction: &impl GenericClient,
     statements: &Statements,
     fresh: &[&Violation],
 ) -> Result<(), SinkError> {
@@ -99,7 +99,7 @@ pub(super) async fn record(
 
 /// Resolves the states that the changes in `resolutions` settle.
 pub(super) async fn resolve(
-    transaction: &Transaction<'_>,
+    transaction: &impl GenericClient,
     statements: &Statements,
     resolutions: &[Resolution],
 ) -> Result<(), SinkError> {

@@ -27,6 +27,7 @@ pub use pending::PendingReference;
 pub use signature::sign;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -124,6 +125,8 @@ pub struct Sink {
     /// Each webhook with its endpoint name.
     webhooks: Vec<(String, WebhookSettings)>,
     outbox_ready: Arc<Notify>,
+    /// Whether a write began a transaction it has not ended.
+    in_transaction: AtomicBool,
 }
 
 impl Sink {
@@ -168,6 +171,7 @@ impl Sink {
                 .map(|hook| (webhook::endpoint_name(hook), hook.clone()))
                 .collect(),
             outbox_ready,
+            in_transaction: AtomicBool::new(false),
         })
     }
 
@@ -245,18 +249,58 @@ impl Sink {
 
     /// Writes violations alone in one transaction; returns how many were new
     /// (a replay returns 0).
-    pub async fn write(&mut self, violations: &[Violation]) -> Result<usize, SinkError> {
+    pub async fn write(&self, violations: &[Violation]) -> Result<usize, SinkError> {
         self.write_batch(&Batch { violations: violations.to_vec(), ..Batch::default() }).await
+    }
+
+    /// Ends a transaction that a write dropped unfinished left open (the
+    /// session that started it failed), so nothing runs inside it.
+    pub async fn end_abandoned_transaction(&self) -> Result<(), SinkError> {
+        if self.in_transaction.swap(false, Ordering::SeqCst) {
+            self.client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(SinkError::sql("roll back an abandoned transaction"))?;
+        }
+        Ok(())
     }
 
     /// Writes a batch in one transaction; returns how many violations were
     /// new (a replay returns 0).
-    pub async fn write_batch(&mut self, batch: &Batch) -> Result<usize, SinkError> {
+    ///
+    /// It takes `&self` so that a session can keep reading the stream while
+    /// the write is under way; nothing else may use the sink until it returns.
+    pub async fn write_batch(&self, batch: &Batch) -> Result<usize, SinkError> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let transaction =
-            self.client.transaction().await.map_err(SinkError::sql("begin a transaction"))?;
+        self.end_abandoned_transaction().await?;
+        self.in_transaction.store(true, Ordering::SeqCst);
+        let transaction = &self.client;
+        transaction.batch_execute("BEGIN").await.map_err(SinkError::sql("begin a transaction"))?;
+        match self.write_in_transaction(batch).await {
+            Ok((fresh, alerted)) => {
+                transaction
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(SinkError::sql("commit violations"))?;
+                self.in_transaction.store(false, Ordering::SeqCst);
+                if alerted {
+                    self.outbox_ready.notify_waiters();
+                }
+                Ok(fresh)
+            }
+            Err(err) => {
+                self.end_abandoned_transaction().await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// The statements of [`Sink::write_batch`], inside its transaction;
+    /// returns how many violations were new and whether any alert was queued.
+    async fn write_in_transaction(&self, batch: &Batch) -> Result<(usize, bool), SinkError> {
+        let transaction = &self.client;
 
         // The violations, skipping those a previous run already wrote.
         let mut fresh: Vec<&Violation> = Vec::new();
@@ -274,16 +318,16 @@ impl Sink {
         // The current state of each (row, rule, column): new violations
         // first, then the changes that made rows pass, in that order so that
         // a row fixed later in the batch ends resolved.
-        lifecycle::record(&transaction, &self.statements, &fresh).await?;
-        lifecycle::resolve(&transaction, &self.statements, &batch.resolutions).await?;
+        lifecycle::record(transaction, &self.statements, &fresh).await?;
+        lifecycle::resolve(transaction, &self.statements, &batch.resolutions).await?;
 
         // Reference checks that wait for their grace window, and those done.
-        pending::store(&transaction, &self.pending, &batch.pending_added).await?;
-        pending::remove(&transaction, &self.pending, &batch.pending_done).await?;
+        pending::store(transaction, &self.pending, &batch.pending_added).await?;
+        pending::remove(transaction, &self.pending, &batch.pending_done).await?;
 
         // Count them in each webhook's groups; a group without an open window
         // alerts at once.
-        let alerts = grouping::record(&transaction, &self.groups, &self.webhooks, &fresh)
+        let alerts = grouping::record(transaction, &self.groups, &self.webhooks, &fresh)
             .await
             .map_err(SinkError::sql("count violations in alert groups"))?;
         if !alerts.is_empty() {
@@ -299,11 +343,7 @@ impl Sink {
                 .map_err(SinkError::sql("queue webhook alerts"))?;
         }
 
-        transaction.commit().await.map_err(SinkError::sql("commit violations"))?;
-        if !alerts.is_empty() {
-            self.outbox_ready.notify_waiters();
-        }
-        Ok(fresh.len())
+        Ok((fresh.len(), !alerts.is_empty()))
     }
 }
 

@@ -14,7 +14,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, GenericClient};
 
 use super::{SinkError, Violation};
 use crate::schema::{ColumnRef, QualifiedName, Severity};
@@ -75,7 +75,7 @@ FROM {s}.pending_references WHERE due_at <= to_timestamp($1) ORDER BY due_at LIM
 
 /// Stores checks that wait (again).
 pub(super) async fn store(
-    transaction: &Transaction<'_>,
+    transaction: &impl GenericClient,
     statements: &Statements,
     pending: &[PendingReference],
 ) -> Result<(), SinkError> {
@@ -102,7 +102,7 @@ pub(super) async fn store(
 
 /// Drops the settled checks with these ids.
 pub(super) async fn remove(
-    transaction: &Transaction<'_>,
+    transaction: &impl GenericClient,
     statements: &Statements,
     ids: &[String],
 ) -> Result<(), SinkError> {
