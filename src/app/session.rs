@@ -263,10 +263,7 @@ impl Stream {
         writing: &mut Option<Write<'s>>,
     ) -> Result<(), RunError> {
         // One write at a time, and nothing else on the sink meanwhile.
-        if let Some(write) = writing.take() {
-            let written = write.await;
-            self.complete(written, transport)?;
-        }
+        self.finish_write(transport, writing).await?;
 
         // Reference checks, even those of a transaction still being read:
         // the stream only carries committed transactions, so the source
@@ -307,11 +304,19 @@ impl Stream {
         writing: &mut Option<Write<'s>>,
     ) -> Result<(), RunError> {
         self.flush(transport, sink, writing).await?;
-        if let Some(write) = writing.take() {
-            let written = write.await;
-            self.complete(written, transport)?;
+        self.finish_write(transport, writing).await
+    }
+
+    /// Waits for the write under way, if any, and acknowledges it.
+    async fn finish_write(
+        &mut self,
+        transport: &Transport,
+        writing: &mut Option<Write<'_>>,
+    ) -> Result<(), RunError> {
+        match writing.take() {
+            Some(write) => self.complete(write.await, transport),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Acknowledges what a finished write made durable.
