@@ -2,15 +2,17 @@
 //! latency at a steady rate. Run with `cargo bench --bench throughput`; the
 //! results are printed as Markdown tables for BENCHMARKS.md.
 //!
-//! For each transaction shape (a few large transactions, or transactions of
-//! ten rows) and each share of bad rows (1 % and 20 %), the benchmark loads
-//! `WALGUARD_BENCH_ROWS` rows (default one million) into a fresh database
-//! whose slots were all created before the load, then drains the same WAL
-//! alternately with `pg_recvlogical` (pgoutput, the same publications, output
-//! to /dev/null) and with `walguard run --until-lsn`, each on a slot of its
-//! own, `WALGUARD_BENCH_RUNS` times (default 3). It reports the median rows
-//! per second of both, their ratio, walguard's peak RSS and its CPU seconds
-//! per million rows.
+//! For each transaction shape (four large transactions, or transactions of
+//! ten rows) and each share of bad rows (1 % and 20 %), and for one single
+//! transaction at 1 %, the benchmark loads `WALGUARD_BENCH_ROWS` rows (default
+//! one million) into a fresh database whose slots were all created before the
+//! load, then drains the same WAL alternately with `pg_recvlogical` (pgoutput,
+//! the same publications, output to /dev/null) and with
+//! `walguard run --until-lsn`, each on a slot of its own,
+//! `WALGUARD_BENCH_RUNS` times (default 3). walguard's tables are emptied
+//! before each of its runs, so every run writes every violation. It reports
+//! the median rows per second of both, their ratio, walguard's peak RSS and
+//! its CPU seconds per million rows.
 //!
 //! The latency part writes `WALGUARD_BENCH_RATE` rows per second (default
 //! 2 000, 1 % bad) for `WALGUARD_BENCH_SECONDS` seconds (default 20) while
@@ -18,7 +20,8 @@
 //! server records commit times (`track_commit_timestamp`), so a violation's
 //! latency is the commit time of the sink transaction that wrote it minus the
 //! commit time of the source transaction, and an alert's latency is the time
-//! it arrived minus the source commit time of each violation it lists.
+//! it arrived minus the source commit time of the violation it reports. The
+//! webhook's `group_window_ms` is 1 ms there, so every bad row alerts at once.
 
 #[path = "shared/mod.rs"]
 mod shared;
@@ -37,6 +40,10 @@ const RSS_SAMPLE: Duration = Duration::from_millis(20);
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Empties walguard's tables between runs on the same WAL.
+const EMPTY_SINK: &str = "TRUNCATE walguard.violations, walguard.violation_state,
+    walguard.webhook_outbox, walguard.alert_groups, walguard.pending_references";
+
 /// How the load is cut into transactions.
 #[derive(Clone, Copy)]
 enum Shape {
@@ -44,6 +51,8 @@ enum Shape {
     Large,
     /// Transactions of ten rows.
     Small,
+    /// One transaction of every row.
+    Single,
 }
 
 impl Shape {
@@ -51,6 +60,7 @@ impl Shape {
         match self {
             Shape::Large => "large",
             Shape::Small => "small",
+            Shape::Single => "single",
         }
     }
 
@@ -58,6 +68,7 @@ impl Shape {
         match self {
             Shape::Large => "4 large transactions",
             Shape::Small => "transactions of 10 rows",
+            Shape::Single => "1 transaction",
         }
     }
 }
@@ -86,12 +97,17 @@ fn main() -> BenchResult<()> {
     runtime.block_on(enable_commit_timestamps(&mut server))?;
 
     let mut figures = Vec::new();
-    for shape in [Shape::Large, Shape::Small] {
-        for bad_percent in [1, 20] {
-            eprintln!("throughput: {}, {bad_percent} % bad, {rows} rows", shape.describe());
-            let scenario = Scenario { server: &server, shape, bad_percent, rows, runs };
-            figures.push(runtime.block_on(scenario.run())?);
-        }
+    let scenarios = [
+        (Shape::Large, 1),
+        (Shape::Large, 20),
+        (Shape::Small, 1),
+        (Shape::Small, 20),
+        (Shape::Single, 1),
+    ];
+    for (shape, bad_percent) in scenarios {
+        eprintln!("throughput: {}, {bad_percent} % bad, {rows} rows", shape.describe());
+        let scenario = Scenario { server: &server, shape, bad_percent, rows, runs };
+        figures.push(runtime.block_on(scenario.run())?);
     }
     eprintln!("latency: {rate} rows/s for {seconds} s");
     let latency = runtime.block_on(latency(&server, rate, seconds))?;
@@ -227,6 +243,7 @@ impl Scenario<'_> {
                 self.rows / 10 - 1,
                 shared::insert_rows_between("t * 10 + 1", "t * 10 + 10", one_in)
             ),
+            Shape::Single => shared::insert_rows(1, self.rows, one_in),
         };
         deployment.client.batch_execute(&load).await?;
         let end = deployment.current_lsn().await?;
@@ -242,6 +259,9 @@ impl Scenario<'_> {
                 &deployment.slot(&format!("recv_{run}")),
                 &end,
             )?);
+            // Every run starts from an empty sink, so none is a replay of
+            // violations an earlier run already wrote.
+            deployment.client.batch_execute(EMPTY_SINK).await?;
             deployment.configure(&format!("walguard_{run}"), "")?;
             let measured = drain_with_walguard(&deployment, &end)?;
             walguard.push(measured.elapsed);
@@ -374,7 +394,10 @@ async fn latency(server: &ThrowawayPostgres, rate: u64, seconds: u64) -> BenchRe
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     // walguard streaming, then a steady writer: batches every 10 ms.
-    let extra = format!("[[webhooks]]\nurl = {hook_url:?}\n");
+    // A window of 1 ms: every bad row opens a group of its own and alerts at
+    // once, so each one is a latency sample (folded summaries wait for their
+    // window by design).
+    let extra = format!("[[webhooks]]\nurl = {hook_url:?}\ngroup_window_ms = 1\n");
     let deployment = Deployment::create(server, "bench_latency", &extra).await?;
     let mut child = deployment.walguard(&["run"]).spawn()?;
     let per_tick = (rate / 100).max(1);
