@@ -1,5 +1,11 @@
 //! Decoding plus validation of one row of the benchmark table: the per-row
 //! cost of `walguard run` without any I/O. Run with `cargo bench --bench row`.
+//!
+//! Times on a shared virtual machine vary by a fifth from run to run, so the
+//! benchmark also counts instructions, which do not: with
+//! `WALGUARD_ROW_COUNT=N` it handles each row (or those whose names contain
+//! its first argument) N times without timing and exits, to be run under
+//! `valgrind --tool=callgrind` (see BENCHMARKS.md).
 
 #[path = "shared/mod.rs"]
 #[allow(dead_code, reason = "the micro-benchmark needs only the schema file")]
@@ -8,7 +14,7 @@ mod shared;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use walguard::pgoutput::encode::encode;
 use walguard::pgoutput::{Column, Insert, Message, Relation, Value};
 use walguard::pipeline::{Output, Pipeline};
@@ -73,10 +79,31 @@ fn pipeline() -> Pipeline {
     pipeline
 }
 
+/// The benchmark's two rows: one that passes every rule, one with a negative
+/// amount.
+const ROWS: [(&str, &str); 2] = [("good_row", "123.50"), ("bad_row", "-1.00")];
+
+/// Handles each row whose name contains `filter` `count` times, untimed, for
+/// an instruction count.
+fn count_only(count: u64, filter: &str) {
+    for (name, amount) in ROWS.into_iter().filter(|(name, _)| name.contains(filter)) {
+        let message = insert(amount);
+        let mut pipeline = pipeline();
+        let mut out = Output::default();
+        let mut violations = 0;
+        for _ in 0..count {
+            out.clear();
+            pipeline.handle(&message, &mut out).expect("the insert decodes");
+            violations += out.batch.violations.len();
+        }
+        println!("{name}: handled {count} times, {violations} violations");
+    }
+}
+
 fn decode_and_validate(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_and_validate");
     group.throughput(Throughput::Elements(1));
-    for (name, amount) in [("good_row", "123.50"), ("bad_row", "-1.00")] {
+    for (name, amount) in ROWS {
         let message = insert(amount);
         let mut pipeline = pipeline();
         let mut out = Output::default();
@@ -92,4 +119,16 @@ fn decode_and_validate(c: &mut Criterion) {
 }
 
 criterion_group!(benches, decode_and_validate);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("WALGUARD_ROW_COUNT").ok().and_then(|count| count.parse().ok()) {
+        Some(count) => {
+            let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+            count_only(count, filter.as_deref().unwrap_or(""));
+        }
+        None => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
