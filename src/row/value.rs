@@ -92,11 +92,19 @@ fn timestamptz_to_rfc3339(text: &str) -> String {
         return keep();
     };
     let (time, zone) = time_and_zone.split_at(sign);
-    match zone.len() {
-        3 => format!("{date}T{time}{zone}:00"),
-        6 => format!("{date}T{time}{zone}"),
-        _ => keep(),
+    if zone.len() != 3 && zone.len() != 6 {
+        return keep();
     }
+    // Pushed rather than formatted: this runs for every timestamptz value.
+    let mut rfc3339 = String::with_capacity(text.len() + 3);
+    rfc3339.push_str(date);
+    rfc3339.push('T');
+    rfc3339.push_str(time);
+    rfc3339.push_str(zone);
+    if zone.len() == 3 {
+        rfc3339.push_str(":00");
+    }
+    rfc3339
 }
 
 /// Rewrites a `timestamp` in ISO output (`2024-02-29 12:00:00.5`) as RFC 3339

@@ -32,6 +32,7 @@
 //! `maximum: 0.1` is exact but one with more than 15 significant digits is
 //! rounded. Row values, by contrast, are compared exactly.
 
+mod direct;
 mod error;
 mod keywords;
 mod load;
@@ -45,6 +46,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use direct::Direct;
 pub use error::SchemaError;
 pub use monitors::{Monitors, Volume};
 pub use name::{ColumnRef, NameError, QualifiedName};

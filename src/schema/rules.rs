@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::direct::Direct;
 use super::{Rule, SchemaError, Severity};
 
 /// The CEL environment rules are compiled and executed with: the standard
@@ -85,6 +86,8 @@ pub(super) fn compile_rules(path: &Path, rules: Option<&Value>) -> Result<Vec<Ru
             expr: spec.expr,
             message: spec.message,
             severity: spec.severity,
+            direct: Direct::compile(&program),
+            direct_when: when.as_ref().and_then(Direct::compile),
             program,
             when,
             uses_old,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jsonschema::Validator;
 
+use super::direct::Direct;
 use super::{ColumnRef, Monitors, QualifiedName, Severity, UnknownColumns};
 
 /// The compiled schema of one table, loaded from one file.
@@ -172,6 +173,9 @@ pub struct Rule {
     pub(super) severity: Option<Severity>,
     pub(super) program: cel::Program,
     pub(super) when: Option<cel::Program>,
+    /// The direct forms of `program` and `when`, where they have one.
+    pub(super) direct: Option<Direct>,
+    pub(super) direct_when: Option<Direct>,
     pub(super) uses_old: bool,
 }
 
@@ -204,6 +208,17 @@ impl Rule {
     /// The compiled `when` condition, if the rule is scoped.
     pub(crate) fn when(&self) -> Option<&cel::Program> {
         self.when.as_ref()
+    }
+
+    /// The expression's form evaluated without the interpreter, if it has
+    /// one (see [`Direct`]).
+    pub(crate) fn direct(&self) -> Option<&Direct> {
+        self.direct.as_ref()
+    }
+
+    /// The direct form of the `when` condition, if it has one.
+    pub(crate) fn direct_when(&self) -> Option<&Direct> {
+        self.direct_when.as_ref()
     }
 
     /// Whether `expr` or `when` names `old`, the previous version of an

@@ -24,7 +24,8 @@
 //! Per-row cost: no schema is compiled or parsed here. Tables whose top level
 //! only has `properties` and `required` are checked column by column, straight
 //! from the row's map; others need the row as one JSON object, which costs a
-//! copy of the row. CEL rules see the row through borrowed views of its values.
+//! copy of the row. CEL rules see the row through borrowed views of its values,
+//! and the simplest are evaluated without the CEL interpreter.
 
 mod cel_row;
 mod message;
