@@ -3,8 +3,8 @@
 //!
 //! Times on a shared virtual machine vary by a fifth from run to run, so the
 //! benchmark also counts instructions, which do not: with
-//! `WALGUARD_ROW_COUNT=N` it handles each row (or those whose names contain
-//! its first argument) N times without timing and exits, to be run under
+//! `WALGUARD_ROW_COUNT=N` it handles each row (or the one its first argument
+//! names) N times without timing and exits, to be run under
 //! `valgrind --tool=callgrind` (see BENCHMARKS.md).
 
 #[path = "shared/mod.rs"]
@@ -52,9 +52,9 @@ fn relation() -> Bytes {
     }))
 }
 
-fn insert(amount: &'static str) -> Bytes {
+fn insert(id: &'static str, amount: &'static str) -> Bytes {
     let values = [
-        "123456",
+        id,
         "42",
         amount,
         "customer42@example.com",
@@ -79,16 +79,39 @@ fn pipeline() -> Pipeline {
     pipeline
 }
 
-/// The benchmark's two rows: one that passes every rule, one with a negative
-/// amount.
-const ROWS: [(&str, &str); 2] = [("good_row", "123.50"), ("bad_row", "-1.00")];
+/// The benchmark's rows: one that passes every rule, one with a negative
+/// amount, and the good row again in a table that has open violation states
+/// (as a table with any bad row does), where every change's key is looked up
+/// in the open-row set.
+const ROWS: [(&str, &str, bool); 3] = [
+    ("good_row", "123.50", false),
+    ("bad_row", "-1.00", false),
+    ("good_row_open_table", "123.50", true),
+];
+
+/// The pipeline for one of [`ROWS`]: with a bad row of another key seen
+/// first when `open` is set.
+fn pipeline_for(open: bool) -> Pipeline {
+    let mut pipeline = pipeline();
+    if open {
+        let mut out = Output::default();
+        pipeline.handle(&insert("7", "-1.00"), &mut out).expect("the bad insert decodes");
+        assert!(!out.batch.violations.is_empty(), "the priming row is bad");
+        for violation in &out.batch.violations {
+            pipeline.note_open(violation);
+        }
+    }
+    pipeline
+}
 
 /// Handles each row whose name contains `filter` `count` times, untimed, for
 /// an instruction count.
 fn count_only(count: u64, filter: &str) {
-    for (name, amount) in ROWS.into_iter().filter(|(name, _)| name.contains(filter)) {
-        let message = insert(amount);
-        let mut pipeline = pipeline();
+    for (name, amount, open) in
+        ROWS.into_iter().filter(|(name, ..)| filter.is_empty() || *name == filter)
+    {
+        let message = insert("123456", amount);
+        let mut pipeline = pipeline_for(open);
         let mut out = Output::default();
         let mut violations = 0;
         for _ in 0..count {
@@ -103,9 +126,9 @@ fn count_only(count: u64, filter: &str) {
 fn decode_and_validate(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode_and_validate");
     group.throughput(Throughput::Elements(1));
-    for (name, amount) in ROWS {
-        let message = insert(amount);
-        let mut pipeline = pipeline();
+    for (name, amount, open) in ROWS {
+        let message = insert("123456", amount);
+        let mut pipeline = pipeline_for(open);
         let mut out = Output::default();
         group.bench_function(name, |b| {
             b.iter(|| {

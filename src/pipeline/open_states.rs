@@ -13,6 +13,7 @@
 //! did not fit counts as open as a whole: every one of its rows carries a
 //! resolution again, which is slower, never wrong.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -116,7 +117,7 @@ fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
         Value::Bool(b) => (1u8, b).hash(hasher),
         Value::Number(number) => {
             2u8.hash(hasher);
-            hash_number(&number.to_string(), hasher);
+            hash_number(number.as_str(), hasher);
         }
         Value::String(text) => (3u8, text).hash(hasher),
         Value::Array(items) => {
@@ -125,6 +126,14 @@ fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
         }
         Value::Object(map) => {
             (5u8, map.len()).hash(hasher);
+            // Most keys have one column: nothing to sort.
+            if map.len() == 1 {
+                for (name, item) in map {
+                    name.hash(hasher);
+                    hash_value(item, hasher);
+                }
+                return;
+            }
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (name, item) in entries {
@@ -155,8 +164,12 @@ fn hash_number(text: &str, hasher: &mut DefaultHasher) {
     };
 
     // digits × 10^(exponent - fraction length), without leading or
-    // trailing zeros.
-    let digits: String = whole.chars().chain(fraction.chars()).collect();
+    // trailing zeros; an integer needs no copy of its digits.
+    let digits: Cow<'_, str> = if fraction.is_empty() {
+        Cow::Borrowed(whole)
+    } else {
+        Cow::Owned([whole, fraction].concat())
+    };
     let leading = digits.len() - digits.trim_start_matches('0').len();
     let significant = digits[leading..].trim_end_matches('0');
     if significant.is_empty() {
