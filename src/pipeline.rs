@@ -375,7 +375,10 @@ impl Pipeline {
             }
         }
 
-        // Reference checks, settled when the batch is written.
+        // Reference checks, settled when the batch is written. A row with one
+        // counts as open from now: a later change to it in the same batch
+        // must carry a resolution, since the check may still fail.
+        let mut checks_pending = false;
         for (i, &(index, target, window)) in references.iter().enumerate() {
             let Some(text) = text_value(&tuple, index) else { continue };
             let Some(column) = rel.columns.get(index) else { continue };
@@ -414,6 +417,7 @@ impl Pipeline {
                 ),
                 resolve: open,
             });
+            checks_pending = true;
         }
 
         // Transition rules that could not be decided, once per table.
@@ -442,7 +446,7 @@ impl Pipeline {
             out.batch.violations.push(violation);
         }
 
-        if !outcome.findings.is_empty() {
+        if !outcome.findings.is_empty() || checks_pending {
             self.open.insert(&rel.namespace, &rel.name, &row_key);
             if let Some(plan) = self.plans.get_mut(&relation) {
                 plan.open = true;

@@ -6,8 +6,11 @@
 //! object's keys, how a number is written). Two rows that share a hash only
 //! cost a resolution that matches nothing; a row with open states is never
 //! missed, because every key the sink holds open is read at the start of each
-//! session and every new row-level violation adds its key before the next
-//! change is handled.
+//! session, and every row with a new row-level violation, or with a reference
+//! check that may still fail when the batch is written, adds its key before
+//! the next change is handled. A row whose check then passes stays in the set
+//! until the next session reads the set back: its changes only carry
+//! resolutions that match nothing.
 //!
 //! Past [`KEY_LIMIT`] keys the set stops growing and the table of the key that
 //! did not fit counts as open as a whole: every one of its rows carries a

@@ -214,6 +214,58 @@ properties:
 }
 
 #[tokio::test]
+async fn an_orphan_fixed_or_deleted_in_the_same_batch_ends_resolved() {
+    // The accounts table has no schema file: the checks ask the source.
+    let orders = "
+x-table: public.orders
+properties:
+  account_id: {type: integer, x-references: public.accounts.id}
+";
+    let mut fixture =
+        Fixture::new("orphan_fixed_at_once", SHOP_DDL, &[("public.orders.yaml", orders)]).await;
+    fixture.setup().await;
+
+    // Each orphan's check is settled when its batch is written, after the
+    // change that fixes or deletes the row was read into the same batch.
+    fixture
+        .db
+        .execute(
+            "BEGIN;
+             INSERT INTO orders VALUES (1, 9991);
+             UPDATE orders SET account_id = 1 WHERE id = 1;
+             COMMIT;
+             INSERT INTO orders VALUES (2, 9992);
+             UPDATE orders SET account_id = 2 WHERE id = 2;
+             INSERT INTO orders VALUES (3, 9993);
+             DELETE FROM orders WHERE id = 3;
+             INSERT INTO orders VALUES (4, 9994)",
+        )
+        .await;
+    fixture.run_to_current().await;
+
+    let states = fixture
+        .db
+        .client
+        .query(
+            "SELECT row_key::text, status FROM walguard.violation_state
+             WHERE rule = 'reference' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("violation states");
+    let states: Vec<(String, String)> = states.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let expected = [
+        ("{\"id\": 1}", "resolved"),
+        ("{\"id\": 2}", "resolved"),
+        ("{\"id\": 3}", "resolved"),
+        ("{\"id\": 4}", "open"),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(key, status)| (key.to_string(), status.to_string())).collect();
+    assert_eq!(states, expected);
+}
+
+#[tokio::test]
 async fn reference_value_that_is_not_of_the_target_type_is_missing_not_an_error() {
     let ddl = "CREATE TABLE accounts (id bigint PRIMARY KEY);
                CREATE TABLE notes (id integer PRIMARY KEY, account_ref text);
