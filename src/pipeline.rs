@@ -282,6 +282,18 @@ impl Pipeline {
         if transaction.skipped {
             return Ok(());
         }
+
+        // An update that changed the row's key moved the row: what was open
+        // under the old key is settled as after a delete, and the row is
+        // judged, and found again, under its new key.
+        let moved = match &old {
+            Some(old) if operation == Operation::Update => self.key_changed(relation, old, &tuple),
+            _ => false,
+        };
+        if let (true, Some(old)) = (moved, &old) {
+            self.resolve_delete(relation, old, ordinal, out);
+        }
+
         let Some(cached) = self.relations.get(relation) else {
             return Err(PipelineError::UnknownRelation { oid: relation, lsn: lsn() });
         };
@@ -319,7 +331,11 @@ impl Pipeline {
         // Whether the row may have open states that this change settles; its
         // key is only worked out for a table that has some.
         let key_tuple = match &old {
-            Some(OldTuple::Key(old) | OldTuple::Full(old)) if operation == Operation::Update => old,
+            Some(OldTuple::Key(old) | OldTuple::Full(old))
+                if operation == Operation::Update && !moved =>
+            {
+                old
+            }
             _ => &tuple,
         };
         let mut row_key = None;
@@ -590,6 +606,19 @@ impl Pipeline {
             keep_columns: Vec::new(),
             only_reference: None,
         });
+    }
+
+    /// Whether an update's old tuple names another row key than its new one.
+    /// A key column the server left out of the new tuple as unchanged TOAST
+    /// did not change.
+    fn key_changed(&self, relation: Oid, old: &OldTuple, new: &Tuple) -> bool {
+        let Some(cached) = self.relations.get(relation) else { return false };
+        let unchanged = cached
+            .key_columns
+            .iter()
+            .any(|&index| matches!(new.get(index), Some(pgoutput::Value::UnchangedToast)));
+        let (OldTuple::Key(old) | OldTuple::Full(old)) = old;
+        !unchanged && row::row_key(cached, old) != row::row_key(cached, new)
     }
 
     /// Numbers the next change of the open transaction.

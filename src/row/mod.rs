@@ -105,18 +105,21 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
 /// DEFAULT without a primary key) gives an empty object.
 ///
 /// Under REPLICA IDENTITY FULL every column is a key column, large ones too,
-/// so a key value whose text is longer than [`MAX_KEY_VALUE_BYTES`] is cut to
-/// that length and marked with a trailing `…`: a key of a few hundred bytes
-/// still finds the row, and a violation never carries a whole document.
+/// so there a key value whose text is longer than [`MAX_KEY_VALUE_BYTES`] is
+/// cut to that length and marked with a trailing `…`: a key of a few hundred
+/// bytes still finds the row, and a violation never carries a whole document.
+/// A primary key or replica identity index is kept whole, since two rows
+/// whose long keys share a beginning are still two rows.
 pub fn row_key(relation: &CachedRelation, tuple: &Tuple) -> Value {
     let columns = &relation.relation.columns;
+    let cut = relation.relation.replica_identity == b'f';
     let mut key = Map::with_capacity(relation.key_columns.len());
     for &index in &relation.key_columns {
         let (Some(column), Some(&kind)) = (columns.get(index), relation.kinds.get(index)) else {
             continue;
         };
         let value = match tuple.get(index) {
-            Some(pgoutput::Value::Text(bytes)) if bytes.len() > MAX_KEY_VALUE_BYTES => {
+            Some(pgoutput::Value::Text(bytes)) if cut && bytes.len() > MAX_KEY_VALUE_BYTES => {
                 let text = String::from_utf8_lossy(&bytes[..MAX_KEY_VALUE_BYTES]);
                 Value::String(format!("{}…", text.trim_end_matches('\u{fffd}')))
             }
@@ -330,16 +333,30 @@ mod tests {
     }
 
     #[test]
-    fn long_key_values_are_cut_and_marked() {
-        let cache = orders();
-        let relation = cache.get(16384).unwrap();
+    fn long_key_values_are_cut_and_marked_under_replica_identity_full_only() {
+        let mut cache = RelationCache::new();
+        cache.apply_relation(Relation {
+            oid: 1,
+            namespace: "public".to_owned(),
+            name: "docs".to_owned(),
+            replica_identity: b'f',
+            columns: vec![column("body", 25, KEY)],
+        });
+        let relation = cache.get(1).unwrap();
         let long = "é".repeat(MAX_KEY_VALUE_BYTES);
         let key = row_key(relation, &vec![text(&long)]);
         let expected = format!("{}…", "é".repeat(MAX_KEY_VALUE_BYTES / 2));
-        assert_eq!(key, json!({ "id": expected }));
+        assert_eq!(key, json!({ "body": expected }));
         let exact = "7".repeat(MAX_KEY_VALUE_BYTES);
         let key = row_key(relation, &vec![text(&exact)]);
-        assert_eq!(key["id"].to_string(), exact, "a value at the limit is kept whole");
+        assert_eq!(key["body"].as_str(), Some(exact.as_str()), "a value at the limit is whole");
+
+        // A primary key is never cut: rows that differ only past the limit
+        // are different rows.
+        let cache = orders();
+        let relation = cache.get(16384).unwrap();
+        let key = row_key(relation, &vec![text(&long)]);
+        assert_eq!(key, json!({ "id": long }));
     }
 
     #[test]

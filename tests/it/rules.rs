@@ -124,22 +124,10 @@ x-rules:
     }
     fixture.run_to_current().await;
 
-    // Under FULL the row key is the whole old row.
+    // Under FULL the row key is the whole row, as the update left it.
     let expected = sorted(vec![
-        found(
-            "public.full_t",
-            "update",
-            "never_unship",
-            None,
-            json!({"id": 1, "status": "shipped"}),
-        ),
-        found(
-            "public.full_t",
-            "update",
-            "never_unship",
-            None,
-            json!({"id": 2, "status": "shipped"}),
-        ),
+        found("public.full_t", "update", "never_unship", None, json!({"id": 1, "status": "new"})),
+        found("public.full_t", "update", "never_unship", None, json!({"id": 2, "status": "new"})),
         found("public.default_t", "-", "never_unship", None, json!({})),
     ]);
     assert_eq!(fixture.violations().await, expected);
@@ -380,6 +368,72 @@ properties:
     fixture.db.execute("INSERT INTO t VALUES (5, 5, 5, 'w')").await;
     fixture.run_to_current().await;
     assert_eq!(fixture.violations().await, expected);
+}
+
+#[tokio::test]
+async fn an_update_that_changes_the_key_moves_the_row_to_its_new_key() {
+    let ddl = "CREATE TABLE items (id integer PRIMARY KEY, quantity integer);
+               CREATE TABLE pairs (region text, id integer, quantity integer,
+                                   PRIMARY KEY (region, id))";
+    let items = "x-table: public.items\nproperties:\n  quantity: {minimum: 1}\n";
+    let pairs = "x-table: public.pairs\nproperties:\n  quantity: {minimum: 1}\n";
+    let files = [("public.items.yaml", items), ("public.pairs.yaml", pairs)];
+    let fixture = Fixture::new("key_moves", ddl, &files).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO items VALUES (1, 0);
+             UPDATE items SET id = 101 WHERE id = 1;
+             UPDATE items SET quantity = 5 WHERE id = 101;
+             INSERT INTO items VALUES (2, 5);
+             UPDATE items SET id = 102, quantity = 0 WHERE id = 2;
+             INSERT INTO pairs VALUES ('zz', 1, 0);
+             UPDATE pairs SET region = 'yy' WHERE region = 'zz' AND id = 1;
+             UPDATE pairs SET quantity = 3 WHERE region = 'yy' AND id = 1",
+        )
+        .await;
+    fixture.run_to_current().await;
+
+    let listed = async |sql: &str| -> Vec<String> {
+        let rows = fixture.db.client.query(sql, &[]).await.expect("the sink's rows");
+        rows.iter().map(|row| row.get::<_, String>(0)).collect()
+    };
+    let sorted = |mut lines: Vec<String>| {
+        lines.sort();
+        lines
+    };
+    // Each violation names the row by the key it has after the change.
+    let violations = listed(
+        "SELECT operation || ' ' || row_key::text FROM walguard.violations ORDER BY commit_lsn",
+    )
+    .await;
+    assert_eq!(
+        violations,
+        [
+            "insert {\"id\": 1}",
+            "update {\"id\": 101}",
+            "update {\"id\": 102}",
+            "insert {\"id\": 1, \"region\": \"zz\"}",
+            "update {\"id\": 1, \"region\": \"yy\"}",
+        ]
+    );
+    // Only the row that is still bad, under its key, is open.
+    let states = listed(
+        "SELECT row_key::text || ' ' || status || ' ' || occurrences
+         FROM walguard.violation_state",
+    )
+    .await;
+    assert_eq!(
+        sorted(states),
+        [
+            "{\"id\": 1, \"region\": \"yy\"} resolved 1",
+            "{\"id\": 1, \"region\": \"zz\"} resolved 1",
+            "{\"id\": 101} resolved 1",
+            "{\"id\": 102} open 1",
+            "{\"id\": 1} resolved 1",
+        ]
+    );
 }
 
 #[tokio::test]

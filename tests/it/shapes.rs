@@ -122,9 +122,9 @@ CREATE TABLE ri_lost (id int PRIMARY KEY, v int);
         found(&table("ri_pk"), "update", "maximum", "v", json!({"id": 2})),
         found(&table("ri_index"), "insert", "maximum", "v", json!({"id": 1})),
         found(&table("ri_index"), "update", "maximum", "v", json!({"id": 2})),
-        // FULL: the key is the whole row, the old row for an update.
+        // FULL: the key is the whole row, as the change left it.
         found(&table("ri_full"), "insert", "maximum", "v", json!({"v": 11, "id": 1})),
-        found(&table("ri_full"), "update", "maximum", "v", json!({"v": 1, "id": 2})),
+        found(&table("ri_full"), "update", "maximum", "v", json!({"v": 12, "id": 2})),
         // No identity: inserts only, with an empty key.
         found(&table("ri_nopk"), "insert", "maximum", "v", json!({})),
         found(&table("ri_nothing"), "insert", "maximum", "v", json!({})),
