@@ -209,7 +209,7 @@ x-table: public.orders
 properties:
   account_id: {type: integer, x-references: public.accounts.id}
 ";
-    let mut fixture =
+    let fixture =
         Fixture::new("orphan_fixed_at_once", SHOP_DDL, &[("public.orders.yaml", orders)]).await;
     fixture.setup().await;
 
