@@ -291,7 +291,9 @@ impl Sink {
                 Ok(fresh)
             }
             Err(err) => {
-                self.end_abandoned_transaction().await?;
+                // The write's own error says what failed; a rollback that
+                // fails as well (the connection is gone) would only hide it.
+                let _ = self.end_abandoned_transaction().await;
                 Err(err)
             }
         }
