@@ -260,6 +260,7 @@ pub(super) fn render_element(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::row::properties::{Tree, array, text_element};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -367,85 +368,30 @@ mod tests {
         assert_eq!(parsed, Err(ArrayError::Unexpected { expected: "a digit", offset: 0 }));
     }
 
-    /// An array as nested lists of nullable strings, every leaf at the same depth
-    /// as in a PostgreSQL array.
-    #[derive(Debug, Clone)]
-    enum Tree {
-        Leaf(Option<String>),
-        List(Vec<Tree>),
-    }
-
-    impl Tree {
-        fn to_json(&self) -> Value {
-            match self {
-                Tree::Leaf(None) => Value::Null,
-                Tree::Leaf(Some(s)) => Value::String(s.clone()),
-                Tree::List(items) => Value::Array(items.iter().map(Tree::to_json).collect()),
-            }
+    /// How many dimensions a generated array has; the empty array has one.
+    fn depth(tree: &Tree) -> usize {
+        match tree {
+            Tree::List(items) => 1 + items.first().map_or(0, depth),
+            Tree::Leaf(..) => 0,
         }
-
-        /// Renders the tree the way `array_out` does.
-        fn render(&self, out: &mut String) {
-            match self {
-                Tree::Leaf(None) => out.push_str("NULL"),
-                Tree::Leaf(Some(s)) => render_element(s, out),
-                Tree::List(items) => {
-                    out.push('{');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        item.render(out);
-                    }
-                    out.push('}');
-                }
-            }
-        }
-    }
-
-    fn element_text() -> impl Strategy<Value = String> {
-        let special = prop::sample::select(vec![
-            '"', '\\', '{', '}', ',', ' ', '\t', '\n', '\r', '\u{b}', '\u{c}', 'N', 'U', 'L', 'l',
-            '[', ']', ':', '=', 'é', '😀',
-        ]);
-        let chars = prop::collection::vec(prop_oneof![3 => special, 1 => any::<char>()], 0..8);
-        prop_oneof![
-            4 => chars.prop_map(String::from_iter),
-            1 => prop::sample::select(vec!["NULL", "null", "Null", ""]).prop_map(str::to_owned),
-        ]
-    }
-
-    fn list(depth: u32) -> BoxedStrategy<Vec<Tree>> {
-        if depth == 1 {
-            let leaf = prop::option::weighted(0.85, element_text()).prop_map(Tree::Leaf);
-            prop::collection::vec(leaf, 1..5).boxed()
-        } else {
-            prop::collection::vec(list(depth - 1).prop_map(Tree::List), 1..4).boxed()
-        }
-    }
-
-    fn array_tree() -> impl Strategy<Value = (Tree, u32)> {
-        let nonempty =
-            (1..=4u32).prop_flat_map(|depth| (list(depth).prop_map(Tree::List), Just(depth)));
-        prop_oneof![1 => Just((Tree::List(Vec::new()), 1)), 9 => nonempty]
     }
 
     proptest! {
         #[test]
         fn rendered_arrays_parse_back_to_the_same_values(
-            (tree, depth) in array_tree(),
+            tree in array(text_element()),
             bounds in prop::collection::vec((-5..5i32, 0..5i32), 4),
             decorate in any::<bool>(),
         ) {
             let mut text = String::new();
             if decorate {
-                for &(lower, length) in bounds.iter().take(depth as usize) {
+                for &(lower, length) in bounds.iter().take(depth(&tree)) {
                     text.push_str(&format!("[{lower}:{}]", lower + length));
                 }
                 text.push('=');
             }
             tree.render(&mut text);
-            prop_assert_eq!(parse(&text), Ok(tree.to_json()), "literal: {}", text);
+            prop_assert_eq!(parse(&text), Ok(tree.expected()), "literal: {}", text);
         }
 
         #[test]

@@ -13,13 +13,13 @@ use super::value::text_to_json;
 /// and the JSON it must become; every leaf at the same depth, as PostgreSQL
 /// requires.
 #[derive(Debug, Clone)]
-enum Tree {
+pub(super) enum Tree {
     Leaf(Option<String>, Value),
     List(Vec<Tree>),
 }
 
 impl Tree {
-    fn expected(&self) -> Value {
+    pub(super) fn expected(&self) -> Value {
         match self {
             Tree::Leaf(_, json) => json.clone(),
             Tree::List(items) => Value::Array(items.iter().map(Tree::expected).collect()),
@@ -27,7 +27,7 @@ impl Tree {
     }
 
     /// Renders the array as `array_out` does, with `,` between elements.
-    fn render(&self, out: &mut String) {
+    pub(super) fn render(&self, out: &mut String) {
         match self {
             Tree::Leaf(None, _) => out.push_str("NULL"),
             Tree::Leaf(Some(text), _) => render_element(text, out),
@@ -55,7 +55,7 @@ fn list(depth: u32, leaf: BoxedStrategy<Tree>) -> BoxedStrategy<Tree> {
 }
 
 /// An array of one to four dimensions, or the empty array, with NULLs.
-fn array(leaf: BoxedStrategy<Tree>) -> impl Strategy<Value = Tree> {
+pub(super) fn array(leaf: BoxedStrategy<Tree>) -> impl Strategy<Value = Tree> {
     let leaf = prop_oneof![1 => Just(Tree::Leaf(None, Value::Null)), 6 => leaf].boxed();
     let nonempty = (1..=4u32).prop_flat_map(move |depth| list(depth, leaf.clone()));
     prop_oneof![1 => Just(Tree::List(Vec::new())), 9 => nonempty]
@@ -64,13 +64,13 @@ fn array(leaf: BoxedStrategy<Tree>) -> impl Strategy<Value = Tree> {
 /// Text full of what array literals must quote or escape.
 fn tricky_text() -> impl Strategy<Value = String> {
     let special = prop::sample::select(vec![
-        '"', '\\', '{', '}', ',', ' ', '\t', '\n', '\u{b}', 'N', 'U', 'L', 'l', '[', ']', ':', '=',
-        'é', '😀',
+        '"', '\\', '{', '}', ',', ' ', '\t', '\n', '\r', '\u{b}', '\u{c}', 'N', 'U', 'L', 'l', '[',
+        ']', ':', '=', 'é', '😀',
     ]);
     let chars = prop::collection::vec(prop_oneof![3 => special, 1 => any::<char>()], 0..8);
     prop_oneof![
         4 => chars.prop_map(String::from_iter),
-        1 => prop::sample::select(vec!["NULL", "null", "", " "]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["NULL", "null", "Null", "", " "]).prop_map(str::to_owned),
     ]
 }
 
@@ -106,7 +106,8 @@ fn json_document() -> BoxedStrategy<Tree> {
     document.prop_map(|value| Tree::Leaf(Some(value.to_string()), value)).boxed()
 }
 
-fn text_element() -> BoxedStrategy<Tree> {
+/// A text element: its JSON is the text itself.
+pub(super) fn text_element() -> BoxedStrategy<Tree> {
     tricky_text().prop_map(|text| Tree::Leaf(Some(text.clone()), Value::String(text))).boxed()
 }
 
