@@ -283,17 +283,6 @@ impl Pipeline {
             return Ok(());
         }
 
-        // An update that changed the row's key moved the row: what was open
-        // under the old key is settled as after a delete, and the row is
-        // judged, and found again, under its new key.
-        let moved = match &old {
-            Some(old) if operation == Operation::Update => self.key_changed(relation, old, &tuple),
-            _ => false,
-        };
-        if let (true, Some(old)) = (moved, &old) {
-            self.resolve_delete(relation, old, ordinal, out);
-        }
-
         let Some(cached) = self.relations.get(relation) else {
             return Err(PipelineError::UnknownRelation { oid: relation, lsn: lsn() });
         };
@@ -328,22 +317,39 @@ impl Pipeline {
             }
         }
 
-        // Whether the row may have open states that this change settles; its
-        // key is only worked out for a table that has some.
-        let key_tuple = match &old {
-            Some(OldTuple::Key(old) | OldTuple::Full(old))
-                if operation == Operation::Update && !moved =>
-            {
-                old
+        // The row is named by its key as the change left it, unless the
+        // server left a key column out of the new tuple as unchanged TOAST;
+        // then by the old tuple's.
+        let old_tuple = match &old {
+            Some(OldTuple::Key(old) | OldTuple::Full(old)) if operation == Operation::Update => {
+                Some(old)
             }
+            _ => None,
+        };
+        let key_tuple = match old_tuple {
+            Some(old) if has_unchanged_key(cached, &tuple) => old,
             _ => &tuple,
         };
+
+        // Whether the row may have open states that this change settles; its
+        // key is only worked out for a table that has some. An update that
+        // changed the key moved the row: what was open under the old key is
+        // settled as after a delete.
         let mut row_key = None;
+        let mut open = false;
         if plan.is_some_and(|plan| plan.open) {
-            row_key = Some(redact_key(schema, row::row_key(cached, key_tuple)));
+            let key = redact_key(schema, row::row_key(cached, key_tuple));
+            if let Some(old) = old_tuple.filter(|old| !std::ptr::eq(*old, key_tuple)) {
+                let old_key = redact_key(schema, row::row_key(cached, old));
+                if old_key != key && self.open.contains(&rel.namespace, &rel.name, &old_key) {
+                    self.open.remove(&rel.namespace, &rel.name, &old_key);
+                    let gone = gone_row(rel, &transaction, ordinal, old_key);
+                    out.batch.resolutions.push(gone);
+                }
+            }
+            open = self.open.contains(&rel.namespace, &rel.name, &key);
+            row_key = Some(key);
         }
-        let open =
-            row_key.as_ref().is_some_and(|key| self.open.contains(&rel.namespace, &rel.name, key));
 
         // Nothing more to do for a good row that has no open states and no
         // references: the common case stays cheap. A referencing value
@@ -594,31 +600,7 @@ impl Pipeline {
             return;
         }
         self.open.remove(&rel.namespace, &rel.name, &row_key);
-        out.batch.resolutions.push(Resolution {
-            table_schema: rel.namespace.clone(),
-            table_name: rel.name.clone(),
-            row_key,
-            commit_lsn: transaction.commit_lsn,
-            change_ordinal: ordinal,
-            commit_time: transaction.commit_time,
-            keep: Vec::new(),
-            keep_rules: Vec::new(),
-            keep_columns: Vec::new(),
-            only_reference: None,
-        });
-    }
-
-    /// Whether an update's old tuple names another row key than its new one.
-    /// A key column the server left out of the new tuple as unchanged TOAST
-    /// did not change.
-    fn key_changed(&self, relation: Oid, old: &OldTuple, new: &Tuple) -> bool {
-        let Some(cached) = self.relations.get(relation) else { return false };
-        let unchanged = cached
-            .key_columns
-            .iter()
-            .any(|&index| matches!(new.get(index), Some(pgoutput::Value::UnchangedToast)));
-        let (OldTuple::Key(old) | OldTuple::Full(old)) = old;
-        !unchanged && row::row_key(cached, old) != row::row_key(cached, new)
+        out.batch.resolutions.push(gone_row(rel, &transaction, ordinal, row_key));
     }
 
     /// Numbers the next change of the open transaction.
@@ -747,6 +729,36 @@ fn previous_row(cached: &CachedRelation, new: &Row, old: Option<&OldTuple>) -> (
             (key, false)
         }
     }
+}
+
+/// The resolution of every state of a row that no longer exists under
+/// `row_key`: deleted, or moved to another key.
+fn gone_row(
+    rel: &pgoutput::Relation,
+    transaction: &Transaction,
+    ordinal: u32,
+    row_key: Value,
+) -> Resolution {
+    Resolution {
+        table_schema: rel.namespace.clone(),
+        table_name: rel.name.clone(),
+        row_key,
+        commit_lsn: transaction.commit_lsn,
+        change_ordinal: ordinal,
+        commit_time: transaction.commit_time,
+        keep: Vec::new(),
+        keep_rules: Vec::new(),
+        keep_columns: Vec::new(),
+        only_reference: None,
+    }
+}
+
+/// Whether the server left a key column out of `tuple` as unchanged TOAST.
+fn has_unchanged_key(relation: &CachedRelation, tuple: &Tuple) -> bool {
+    relation
+        .key_columns
+        .iter()
+        .any(|&index| matches!(tuple.get(index), Some(pgoutput::Value::UnchangedToast)))
 }
 
 /// A column's value as the text the server sent, if it sent one.
