@@ -23,7 +23,7 @@
 use std::cmp::Ordering;
 
 use cel::common::ast::{Expr, LiteralValue, operators};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// A rule's expression as a tree the validator walks directly.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ enum Operand<'a> {
 
 impl Direct {
     /// The direct form of `program`, if every part of it has one.
-    pub(crate) fn compile(program: &cel::Program) -> Option<Direct> {
+    pub(super) fn compile(program: &cel::Program) -> Option<Direct> {
         node(&program.expression().expr).map(Direct)
     }
 
@@ -222,21 +222,36 @@ fn evaluate<'a>(
     })
 }
 
-/// A column's value as the CEL row would give it: int when it fits, else
-/// uint, else double, like `cel_row`.
+/// A row's number as CEL sees it, here and in the CEL row: int when it fits,
+/// else uint, else double (`None` past the range of a finite double).
+pub(crate) enum RowNumber {
+    Int(i64),
+    UInt(u64),
+    Double(Option<f64>),
+}
+
+impl RowNumber {
+    pub(crate) fn of(number: &Number) -> Self {
+        if let Some(int) = number.as_i64() {
+            RowNumber::Int(int)
+        } else if let Some(uint) = number.as_u64() {
+            RowNumber::UInt(uint)
+        } else {
+            RowNumber::Double(number.as_f64())
+        }
+    }
+}
+
+/// A column's value as the CEL row would give it.
 fn column(value: &Value) -> Option<Operand<'_>> {
     Some(match value {
         Value::Bool(flag) => Operand::Bool(*flag),
         Value::String(text) => Operand::String(text),
-        Value::Number(number) => {
-            if let Some(int) = number.as_i64() {
-                Operand::Int(int)
-            } else if let Some(uint) = number.as_u64() {
-                Operand::UInt(uint)
-            } else {
-                Operand::Double(number.as_f64()?)
-            }
-        }
+        Value::Number(number) => match RowNumber::of(number) {
+            RowNumber::Int(int) => Operand::Int(int),
+            RowNumber::UInt(uint) => Operand::UInt(uint),
+            RowNumber::Double(double) => Operand::Double(double?),
+        },
         Value::Null | Value::Array(_) | Value::Object(_) => return None,
     })
 }

@@ -46,12 +46,13 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use direct::Direct;
+pub(crate) use direct::RowNumber;
 pub use error::SchemaError;
 pub use monitors::{Monitors, Volume};
 pub use name::{ColumnRef, NameError, QualifiedName};
 pub(crate) use rules::cel_env;
 pub use severity::{Severity, UnknownColumns, UnknownSeverity};
+pub(crate) use table::Program;
 pub use table::{Column, Rule, TableSchema};
 
 /// Every table's compiled schema, from one folder.

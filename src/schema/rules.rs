@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::direct::Direct;
+use super::table::Program;
 use super::{Rule, SchemaError, Severity};
 
 /// The CEL environment rules are compiled and executed with: the standard
@@ -86,10 +86,8 @@ pub(super) fn compile_rules(path: &Path, rules: Option<&Value>) -> Result<Vec<Ru
             expr: spec.expr,
             message: spec.message,
             severity: spec.severity,
-            direct: Direct::compile(&program),
-            direct_when: when.as_ref().and_then(Direct::compile),
-            program,
-            when,
+            program: Program::new(program),
+            when: when.map(Program::new),
             uses_old,
         });
     }

@@ -171,12 +171,23 @@ pub struct Rule {
     pub(super) expr: String,
     pub(super) message: Option<String>,
     pub(super) severity: Option<Severity>,
-    pub(super) program: cel::Program,
-    pub(super) when: Option<cel::Program>,
-    /// The direct forms of `program` and `when`, where they have one.
-    pub(super) direct: Option<Direct>,
-    pub(super) direct_when: Option<Direct>,
+    pub(super) program: Program,
+    pub(super) when: Option<Program>,
     pub(super) uses_old: bool,
+}
+
+/// A compiled CEL expression, with its direct form where it has one.
+#[derive(Debug)]
+pub(crate) struct Program {
+    /// The interpreter's program, which decides where the direct form cannot.
+    pub(crate) cel: cel::Program,
+    pub(crate) direct: Option<Direct>,
+}
+
+impl Program {
+    pub(crate) fn new(cel: cel::Program) -> Self {
+        Program { direct: Direct::compile(&cel), cel }
+    }
 }
 
 impl Rule {
@@ -201,24 +212,13 @@ impl Rule {
     }
 
     /// The compiled expression.
-    pub(crate) fn program(&self) -> &cel::Program {
+    pub(crate) fn program(&self) -> &Program {
         &self.program
     }
 
     /// The compiled `when` condition, if the rule is scoped.
-    pub(crate) fn when(&self) -> Option<&cel::Program> {
+    pub(crate) fn when(&self) -> Option<&Program> {
         self.when.as_ref()
-    }
-
-    /// The expression's form evaluated without the interpreter, if it has
-    /// one (see [`Direct`]).
-    pub(crate) fn direct(&self) -> Option<&Direct> {
-        self.direct.as_ref()
-    }
-
-    /// The direct form of the `when` condition, if it has one.
-    pub(crate) fn direct_when(&self) -> Option<&Direct> {
-        self.direct_when.as_ref()
     }
 
     /// Whether `expr` or `when` names `old`, the previous version of an

@@ -23,6 +23,8 @@ use cel::common::types::{
 use cel::common::value::{Builtin, CowVal, Val};
 use serde_json::{Map, Number, Value};
 
+use crate::schema::RowNumber;
+
 /// A row's non-NULL columns as a CEL map.
 #[derive(Debug)]
 pub(super) struct CelRow<'r> {
@@ -142,13 +144,11 @@ fn cel_value(value: &Value) -> Box<dyn Val + '_> {
     }
 }
 
-/// `int` if it fits, else `uint`, else `double`.
+/// `int` if it fits, else `uint`, else `double` (NaN past its range).
 fn cel_number(number: &Number) -> Box<dyn Val> {
-    if let Some(int) = number.as_i64() {
-        Box::new(CelInt::from(int))
-    } else if let Some(uint) = number.as_u64() {
-        Box::new(CelUInt::from(uint))
-    } else {
-        Box::new(CelDouble::from(number.as_f64().unwrap_or(f64::NAN)))
+    match RowNumber::of(number) {
+        RowNumber::Int(int) => Box::new(CelInt::from(int)),
+        RowNumber::UInt(uint) => Box::new(CelUInt::from(uint)),
+        RowNumber::Double(double) => Box::new(CelDouble::from(double.unwrap_or(f64::NAN))),
     }
 }

@@ -22,10 +22,11 @@
 //! Evaluation errors are described by type names only, since cel's own messages
 //! quote operand values, which may be pii.
 //!
-//! A rule with a direct form (see [`crate::schema::Direct`]) is first asked
+//! A rule with a direct form (see [`crate::schema::Program`]) is first asked
 //! of it; only where it cannot answer does the interpreter run, so verdicts
 //! and messages are the interpreter's either way.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use cel::common::value::{CowVal, Val};
@@ -37,7 +38,7 @@ use serde_json::{Map, Value};
 use super::cel_row::CelRow;
 use super::{Finding, OldRow, Operation, Outcome};
 use crate::row::Row;
-use crate::schema::{Direct, Rule, TableSchema, cel_env};
+use crate::schema::{Program, Rule, TableSchema, cel_env};
 
 /// The verdict of one rule on one row.
 enum Verdict {
@@ -61,8 +62,15 @@ pub(super) fn check_rules(
     let old_values = old.filter(|_| op == Operation::Update).map(|old| &old.row.values);
     let binding = RowBinding { row: CelRow::new(&row.values), old: old_values.map(CelRow::new) };
     let old_complete = old.is_some_and(|old| old.complete);
-    let mut context = Context::with_env(Arc::clone(cel_env()));
-    context.set_variable_resolver(&binding);
+    // Built only if some rule needs the interpreter.
+    let context = OnceCell::new();
+    let context = || {
+        context.get_or_init(|| {
+            let mut context = Context::with_env(Arc::clone(cel_env()));
+            context.set_variable_resolver(&binding);
+            context
+        })
+    };
 
     for (index, rule) in schema.rules().iter().enumerate() {
         let verdict = if rule.uses_old() && binding.old.is_none() {
@@ -94,17 +102,18 @@ pub(super) fn check_rules(
 
 /// Runs `when`, then `expr`; a failure to evaluate either is a failure of the
 /// rule, unless it comes from an unchanged TOAST column.
-fn evaluate(
+fn evaluate<'c>(
     rule: &Rule,
-    context: &Context<'_, '_>,
+    context: &impl Fn() -> &'c Context<'c, 'c>,
     row: &Row,
     old: Option<&Map<String, Value>>,
 ) -> Verdict {
-    let run = |direct: Option<&Direct>, program: &cel::Program, what: &str| {
-        if let Some(value) = direct.and_then(|direct| direct.evaluate(&row.values, old)) {
+    let run = |program: &Program, what: &str| {
+        let direct = program.direct.as_ref().and_then(|direct| direct.evaluate(&row.values, old));
+        if let Some(value) = direct {
             return Ok(value);
         }
-        match program.execute(context) {
+        match program.cel.execute(context()) {
             Ok(cel::Value::Bool(value)) => Ok(value),
             Ok(other) => Err(Verdict::Fail(format!(
                 "rule {} could not be evaluated: {what} returned a {} instead of a bool",
@@ -124,13 +133,13 @@ fn evaluate(
         }
     };
     if let Some(when) = rule.when() {
-        match run(rule.direct_when(), when, "its when condition") {
+        match run(when, "its when condition") {
             Ok(true) => {}
             Ok(false) => return Verdict::Pass,
             Err(verdict) => return verdict,
         }
     }
-    match run(rule.direct(), rule.program(), "it") {
+    match run(rule.program(), "it") {
         Ok(true) => Verdict::Pass,
         Ok(false) => Verdict::Fail(
             rule.message().map_or_else(|| format!("rule {} failed", rule.name()), str::to_owned),
@@ -217,12 +226,12 @@ mod direct_tests {
 
     /// The direct form's answer, asserting that `expr` has one.
     fn direct(expr: &str, row: &str) -> Option<bool> {
-        let program = cel_env().compile(expr).unwrap();
-        let direct = Direct::compile(&program).expect("the expression has a direct form");
+        let program = Program::new(cel_env().compile(expr).unwrap());
+        let direct = program.direct.as_ref().expect("the expression has a direct form");
         let row: Map<String, Value> = serde_json::from_str(row).unwrap();
         let answer = direct.evaluate(&row, None);
         if let Some(value) = answer {
-            assert_eq!(interpret(&program, &row, None), Some(value), "{expr} on {row:?}");
+            assert_eq!(interpret(&program.cel, &row, None), Some(value), "{expr} on {row:?}");
         }
         answer
     }
@@ -251,8 +260,8 @@ mod direct_tests {
         assert_eq!(direct("row.missing > 0 || true", r#"{}"#), None);
         // Forms it does not have at all.
         for expr in ["size(row.note) < 3", "row.note.startsWith('a')", "row.a + 1 > 2", "row"] {
-            let program = cel_env().compile(expr).unwrap();
-            assert!(Direct::compile(&program).is_none(), "{expr}");
+            let program = Program::new(cel_env().compile(expr).unwrap());
+            assert!(program.direct.is_none(), "{expr}");
         }
     }
 
@@ -352,12 +361,11 @@ mod direct_tests {
             old in row(),
             update in any::<bool>(),
         ) {
-            let program = cel_env().compile(&expr).unwrap();
-            let direct = Direct::compile(&program);
-            prop_assert!(direct.is_some(), "{} has no direct form", expr);
+            let program = Program::new(cel_env().compile(&expr).unwrap());
+            prop_assert!(program.direct.is_some(), "{} has no direct form", expr);
             let old = update.then_some(&old);
-            if let Some(value) = direct.unwrap().evaluate(&new, old) {
-                prop_assert_eq!(interpret(&program, &new, old), Some(value), "{}", expr);
+            if let Some(value) = program.direct.as_ref().unwrap().evaluate(&new, old) {
+                prop_assert_eq!(interpret(&program.cel, &new, old), Some(value), "{}", expr);
             }
         }
     }
