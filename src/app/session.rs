@@ -60,8 +60,6 @@ pub(super) struct Stream {
     batch: Output,
     /// The furthest position that becomes durable once `batch` is written.
     pending_ack: Option<u64>,
-    /// Whether a write is under way.
-    writing: bool,
     /// When `batch` must be written at the latest.
     deadline: Option<Instant>,
     max_violations: usize,
@@ -90,7 +88,6 @@ impl Stream {
             progress: Progress::default(),
             batch: Output::default(),
             pending_ack: None,
-            writing: false,
             deadline: None,
             max_violations: sink.batch_max_violations,
             max_delay: sink.batch_max_delay,
@@ -126,7 +123,6 @@ impl Stream {
         self.checker.restart();
         self.batch.clear();
         self.pending_ack = None;
-        self.writing = false;
         self.deadline = None;
     }
 
@@ -232,10 +228,10 @@ impl Stream {
                 self.pipeline.commit();
                 metrics::counter!(telemetry::TRANSACTIONS_TOTAL).increment(1);
                 tracing::debug!(lsn = %crate::sink::format_lsn(end_lsn.as_u64()), "commit read");
-                self.advance(end_lsn.as_u64(), transport);
+                self.advance(end_lsn.as_u64(), transport, writing.is_some());
             }
             ReplicationEvent::KeepAlive { wal_end, .. } if !self.pipeline.in_transaction() => {
-                self.advance(wal_end.as_u64(), transport);
+                self.advance(wal_end.as_u64(), transport, writing.is_some());
             }
             _ => {}
         }
@@ -243,9 +239,9 @@ impl Stream {
     }
 
     /// Everything before `lsn` has been read: acknowledge it now if nothing is
-    /// waiting to be written, else once the batch is.
-    fn advance(&mut self, lsn: u64, transport: &Transport) {
-        if self.batch.is_empty() && self.pending_ack.is_none() && !self.writing {
+    /// waiting to be written, nor being written, else once the batch is.
+    fn advance(&mut self, lsn: u64, transport: &Transport, writing: bool) {
+        if self.batch.is_empty() && self.pending_ack.is_none() && !writing {
             self.progress.acknowledge(transport, lsn);
         } else {
             self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
@@ -288,7 +284,6 @@ impl Stream {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch.batch);
-        self.writing = true;
         *writing = Some(Box::pin(async move {
             let result = sink.write_batch(&batch).await;
             Written { result, batch, ack }
@@ -321,7 +316,6 @@ impl Stream {
 
     /// Acknowledges what a finished write made durable.
     fn complete(&mut self, written: Written, transport: &Transport) -> Result<(), RunError> {
-        self.writing = false;
         let fresh = written.result?;
         let batch = written.batch;
         tracing::debug!(
