@@ -8,7 +8,7 @@
 //! that were new, each webhook's alert groups (see [`grouping`]) and one
 //! outbox row per group that alerts at once. A replayed batch therefore adds
 //! neither violations nor alerts, and counts no occurrence twice. The caller
-//! acknowledges the source position only after [`Sink::write`] has returned,
+//! acknowledges the source position only after [`Sink::write_batch`] has returned,
 //! so nothing acknowledged can be lost.
 
 mod alert;
@@ -214,12 +214,11 @@ impl Sink {
              WHERE status <> 'resolved' LIMIT {}",
             limit.saturating_add(1)
         );
-        let failed = SinkError::sql("read the open violation states");
+        let failed = || SinkError::sql("read the open violation states");
         let no_params = std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>();
-        let rows = self.client.query_raw(&sql, no_params).await.map_err(failed)?;
+        let rows = self.client.query_raw(&sql, no_params).await.map_err(failed())?;
         futures_util::pin_mut!(rows);
         let mut count = 0;
-        let failed = || SinkError::sql("read the open violation states");
         while let Some(row) = rows.try_next().await.map_err(failed())? {
             count += 1;
             if count > limit {
@@ -245,12 +244,6 @@ impl Sink {
             .await
             .map_err(SinkError::sql("read the tables with open violation states"))?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
-    }
-
-    /// Writes violations alone in one transaction; returns how many were new
-    /// (a replay returns 0).
-    pub async fn write(&self, violations: &[Violation]) -> Result<usize, SinkError> {
-        self.write_batch(&Batch { violations: violations.to_vec(), ..Batch::default() }).await
     }
 
     /// Ends a transaction that a write dropped unfinished left open (the
