@@ -33,6 +33,7 @@ use crate::config::Settings;
 use crate::postgres;
 use crate::replication::slot;
 use crate::schema::SchemaSet;
+use crate::telemetry::chain;
 use crate::telemetry::metrics as telemetry;
 
 /// How often the folder is scanned for changes.
@@ -141,22 +142,6 @@ async fn reload(settings: &Settings, schemas: &watch::Sender<Arc<SchemaSet>>, re
     }
     tracing::info!(%folder, reason, tables, publications_changed = !statements.is_empty(),
         "schemas reloaded");
-}
-
-/// An error with its causes on one line (tokio-postgres keeps the server's
-/// message in the source).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Brings the publications in line with `set` if files were added or removed

@@ -7,7 +7,6 @@
 //! needs the server fails with the message saying what to install; none is
 //! skipped.
 
-use std::error::Error;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -129,12 +128,4 @@ async fn connect(url: &str) -> Client {
 }
 
 /// An error with its sources, `: `-separated, for panic messages.
-pub fn chain(err: &dyn Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
-}
+pub use walguard::telemetry::chain;
