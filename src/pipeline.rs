@@ -721,9 +721,9 @@ fn previous_row(cached: &CachedRelation, new: &Row, old: Option<&OldTuple>) -> (
         None => {
             let mut key = Row::default();
             for &index in &cached.key_columns {
-                let Some(column) = cached.relation.columns.get(index) else { continue };
-                if let Some(value) = new.values.get(&column.name) {
-                    key.values.insert(column.name.clone(), value.clone());
+                let Some(name) = cached.names.get(index) else { continue };
+                if let Some(value) = new.values.get(name) {
+                    key.values.insert(Arc::clone(name), value.clone());
                 }
             }
             (key, false)

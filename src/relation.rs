@@ -19,6 +19,7 @@
 //!   reconnect.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::pgoutput::{Oid, Relation, Type};
 use crate::row::ValueKind;
@@ -36,14 +37,17 @@ pub enum RelationChange {
 }
 
 /// A relation with what the row view needs precomputed. Only the cache builds
-/// one, and it hands out shared references, so `kinds` and `key_columns` always
-/// match `relation.columns`.
+/// one, and it hands out shared references, so `names`, `kinds` and
+/// `key_columns` always match `relation.columns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedRelation {
     /// The Relation message as received.
     pub relation: Relation,
     /// `namespace.name`, unquoted, as in schema file names and error messages.
     pub qualified_name: String,
+    /// The column names, in column order, shared with every row built from
+    /// this relation.
+    pub names: Vec<Arc<str>>,
     /// One kind per column, in column order.
     pub kinds: Vec<ValueKind>,
     /// Indexes of the key (replica identity) columns, ascending: every column
@@ -54,10 +58,11 @@ pub struct CachedRelation {
 impl CachedRelation {
     fn new(relation: Relation, types: &HashMap<Oid, ValueKind>) -> Self {
         let qualified_name = format!("{}.{}", relation.namespace, relation.name);
+        let names = relation.columns.iter().map(|column| Arc::from(column.name.as_str())).collect();
         let kinds = kinds_of(&relation, types);
         let key_columns =
             relation.columns.iter().enumerate().filter(|(_, c)| c.is_key()).map(|(i, _)| i);
-        Self { key_columns: key_columns.collect(), relation, qualified_name, kinds }
+        Self { key_columns: key_columns.collect(), relation, qualified_name, names, kinds }
     }
 }
 

@@ -22,12 +22,16 @@ mod kind;
 #[cfg(test)]
 mod properties;
 mod value;
+mod values;
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 pub use array::ArrayError;
 pub use kind::{ScalarKind, ValueKind};
 pub use value::ValueError;
+pub use values::Values;
 
 use crate::pgoutput::{self, Tuple};
 use crate::relation::CachedRelation;
@@ -36,7 +40,7 @@ use crate::relation::CachedRelation;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Row {
     /// Every column with a non-NULL value, in column order.
-    pub values: Map<String, Value>,
+    pub values: Values,
     /// The columns sent as unchanged TOAST: absent from `values`, but present
     /// in the table row.
     pub unchanged: Vec<String>,
@@ -71,8 +75,9 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
         });
     }
 
-    let mut row = Row { values: Map::with_capacity(columns.len()), unchanged: Vec::new() };
-    for ((column, &kind), value) in columns.iter().zip(&relation.kinds).zip(tuple) {
+    let mut row = Row { values: Values::with_capacity(columns.len()), unchanged: Vec::new() };
+    let named = columns.iter().zip(&relation.names).zip(&relation.kinds);
+    for (((column, name), &kind), value) in named.zip(tuple) {
         let json = match value {
             pgoutput::Value::Null => continue,
             pgoutput::Value::UnchangedToast => {
@@ -89,7 +94,7 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
             column: column.name.clone(),
             source,
         })?;
-        row.values.insert(column.name.clone(), json);
+        row.values.push(Arc::clone(name), json);
     }
     Ok(row)
 }
@@ -179,7 +184,7 @@ mod tests {
             vec![text("7"), text("a@b.c"), text("12.50"), text(r#"{x,"y z"}"#), text(r#"{"k":1}"#)];
         let row = row_from_tuple(cache.get(16384).unwrap(), &tuple).unwrap();
         assert_eq!(
-            Value::Object(row.values).to_string(),
+            Value::Object(row.values.to_object()).to_string(),
             r#"{"id":7,"email":"a@b.c","amount":12.50,"tags":["x","y z"],"doc":{"k":1}}"#
         );
         assert!(row.unchanged.is_empty());
@@ -190,7 +195,7 @@ mod tests {
         let cache = orders();
         let tuple = vec![text("7"), PgValue::Null, PgValue::Null, PgValue::Null, PgValue::Null];
         let row = row_from_tuple(cache.get(16384).unwrap(), &tuple).unwrap();
-        assert_eq!(Value::Object(row.values), json!({"id": 7}));
+        assert_eq!(Value::Object(row.values.to_object()), json!({"id": 7}));
     }
 
     #[test]
@@ -257,7 +262,10 @@ mod tests {
         });
         let tuple = vec![text("ok"), text("{sad,happy,NULL}")];
         let row = row_from_tuple(cache.get(16401).unwrap(), &tuple).unwrap();
-        assert_eq!(Value::Object(row.values), json!({"m": "ok", "ms": ["sad", "happy", null]}));
+        assert_eq!(
+            Value::Object(row.values.to_object()),
+            json!({"m": "ok", "ms": ["sad", "happy", null]})
+        );
     }
 
     #[test]
@@ -302,7 +310,7 @@ mod tests {
             "id": 1, "m": "ok", "ms": ["sad", "happy"], "p": 5, "pa": ["1", "2"], "ia": [3, 4],
             "n": 1.5, "j": [{"x": 1}],
         });
-        assert_eq!(Value::Object(row.values), expected);
+        assert_eq!(Value::Object(row.values.to_object()), expected);
         assert_eq!(row_key(cache.get(16401).unwrap(), &tuple), json!({"id": 1}));
     }
 

@@ -23,7 +23,9 @@
 use std::cmp::Ordering;
 
 use cel::common::ast::{Expr, LiteralValue, operators};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
+
+use crate::row::Values;
 
 /// A rule's expression as a tree the validator walks directly.
 #[derive(Debug, Clone)]
@@ -87,11 +89,7 @@ impl Direct {
 
     /// The rule's value on `row` (and `old`, an update's previous row), or
     /// `None` where only the interpreter can tell.
-    pub(crate) fn evaluate(
-        &self,
-        row: &Map<String, Value>,
-        old: Option<&Map<String, Value>>,
-    ) -> Option<bool> {
+    pub(crate) fn evaluate(&self, row: &Values, old: Option<&Values>) -> Option<bool> {
         match evaluate(&self.0, row, old)? {
             Operand::Bool(value) => Some(value),
             _ => None,
@@ -180,11 +178,7 @@ fn literal_of(literal: &LiteralValue) -> Option<Literal> {
     })
 }
 
-fn evaluate<'a>(
-    node: &'a Node,
-    row: &'a Map<String, Value>,
-    old: Option<&'a Map<String, Value>>,
-) -> Option<Operand<'a>> {
+fn evaluate<'a>(node: &'a Node, row: &'a Values, old: Option<&'a Values>) -> Option<Operand<'a>> {
     let boolean = |node: &'a Node| match evaluate(node, row, old)? {
         Operand::Bool(value) => Some(value),
         _ => None,

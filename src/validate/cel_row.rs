@@ -21,25 +21,26 @@ use cel::common::types::{
     Type,
 };
 use cel::common::value::{Builtin, CowVal, Val};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
+use crate::row::Values;
 use crate::schema::RowNumber;
 
 /// A row's non-NULL columns as a CEL map.
 #[derive(Debug)]
 pub(super) struct CelRow<'r> {
-    values: &'r Map<String, Value>,
+    values: &'r Values,
     full: OnceLock<CelMap<'r>>,
 }
 
 impl<'r> CelRow<'r> {
-    pub(super) fn new(values: &'r Map<String, Value>) -> Self {
+    pub(super) fn new(values: &'r Values) -> Self {
         CelRow { values, full: OnceLock::new() }
     }
 
     /// The whole row as a built-in CEL map.
     fn full(&self) -> &CelMap<'r> {
-        self.full.get_or_init(|| cel_map(self.values))
+        self.full.get_or_init(|| cel_map(self.values.iter()))
     }
 }
 
@@ -119,12 +120,13 @@ impl Indexer for CelRow<'_> {
     }
 }
 
-/// A CEL map borrowing from a JSON object, NULL members left out.
-fn cel_map(values: &Map<String, Value>) -> CelMap<'_> {
-    let mut map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(values.len());
-    for (name, value) in values {
+/// A CEL map borrowing from a row's columns or a JSON object's members, NULL
+/// ones left out.
+fn cel_map<'v>(members: impl ExactSizeIterator<Item = (&'v str, &'v Value)>) -> CelMap<'v> {
+    let mut map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(members.len());
+    for (name, value) in members {
         if !value.is_null() {
-            map.insert(CelMapKey::from(name.as_str()), cel_value(value));
+            map.insert(CelMapKey::from(name), cel_value(value));
         }
     }
     CelMap::from(map)
@@ -140,7 +142,9 @@ fn cel_value(value: &Value) -> Box<dyn Val + '_> {
         Value::Array(items) => {
             Box::new(CelList::from(items.iter().map(cel_value).collect::<Vec<_>>()))
         }
-        Value::Object(members) => Box::new(cel_map(members)),
+        Value::Object(members) => {
+            Box::new(cel_map(members.iter().map(|(name, value)| (name.as_str(), value))))
+        }
     }
 }
 

@@ -38,7 +38,7 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::paths::LocationSegment;
 use serde_json::{Map, Value};
 
-use crate::row::Row;
+use crate::row::{Row, Values};
 use crate::schema::TableSchema;
 
 /// The kind of change a row comes from.
@@ -180,7 +180,7 @@ fn check_whole_row(schema: &TableSchema, op: Operation, row: &Row, findings: &mu
         .values
         .iter()
         .filter(|(_, value)| !value.is_null())
-        .map(|(name, value)| (name.clone(), value.clone()))
+        .map(|(name, value)| (name.to_owned(), value.clone()))
         .collect();
     let object = Value::Object(object);
 
@@ -249,7 +249,7 @@ fn required_finding(schema: &TableSchema, column: &str) -> Finding {
 }
 
 /// Whether the row has a non-NULL value for `column`.
-fn is_present(values: &Map<String, Value>, column: &str) -> bool {
+fn is_present(values: &Values, column: &str) -> bool {
     values.get(column).is_some_and(|value| !value.is_null())
 }
 

@@ -33,11 +33,9 @@ use cel::common::value::{CowVal, Val};
 use cel::context::VariableResolver;
 use cel::{Context, ExecutionError};
 
-use serde_json::{Map, Value};
-
 use super::cel_row::CelRow;
 use super::{Finding, OldRow, Operation, Outcome};
-use crate::row::Row;
+use crate::row::{Row, Values};
 use crate::schema::{Program, Rule, TableSchema, cel_env};
 
 /// The verdict of one rule on one row.
@@ -106,7 +104,7 @@ fn evaluate<'c>(
     rule: &Rule,
     context: &impl Fn() -> &'c Context<'c, 'c>,
     row: &Row,
-    old: Option<&Map<String, Value>>,
+    old: Option<&Values>,
 ) -> Verdict {
     let run = |program: &Program, what: &str| {
         let direct = program.direct.as_ref().and_then(|direct| direct.evaluate(&row.values, old));
@@ -210,11 +208,7 @@ mod direct_tests {
     use super::*;
 
     /// What the interpreter makes of `expr` on `row` and `old`.
-    fn interpret(
-        program: &cel::Program,
-        row: &Map<String, Value>,
-        old: Option<&Map<String, Value>>,
-    ) -> Option<bool> {
+    fn interpret(program: &cel::Program, row: &Values, old: Option<&Values>) -> Option<bool> {
         let binding = RowBinding { row: CelRow::new(row), old: old.map(CelRow::new) };
         let mut context = Context::with_env(Arc::clone(cel_env()));
         context.set_variable_resolver(&binding);
@@ -228,7 +222,7 @@ mod direct_tests {
     fn direct(expr: &str, row: &str) -> Option<bool> {
         let program = Program::new(cel_env().compile(expr).unwrap());
         let direct = program.direct.as_ref().expect("the expression has a direct form");
-        let row: Map<String, Value> = serde_json::from_str(row).unwrap();
+        let row: Values = serde_json::from_str(row).unwrap();
         let answer = direct.evaluate(&row, None);
         if let Some(value) = answer {
             assert_eq!(interpret(&program.cel, &row, None), Some(value), "{expr} on {row:?}");
@@ -322,7 +316,7 @@ mod direct_tests {
     }
 
     /// A row with some of the columns a..d, of every kind the row view makes.
-    fn row() -> impl Strategy<Value = Map<String, Value>> {
+    fn row() -> impl Strategy<Value = Values> {
         let value = prop::sample::select(vec![
             "null",
             "true",
