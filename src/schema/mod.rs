@@ -33,6 +33,7 @@
 //! rounded. Row values, by contrast, are compared exactly.
 
 mod direct;
+mod email;
 mod error;
 mod keywords;
 mod load;
