@@ -260,7 +260,7 @@ impl Pipeline {
             Message::Insert(insert) => (insert.relation, Operation::Insert, insert.new, None),
             Message::Update(update) => (update.relation, Operation::Update, update.new, update.old),
             Message::Delete(delete) => {
-                let ordinal = self.count_change(&lsn())?;
+                let ordinal = self.count_change(lsn)?;
                 self.resolve_delete(delete.relation, &delete.old, ordinal, out);
                 return Ok(());
             }
@@ -277,7 +277,7 @@ impl Pipeline {
             }
         };
 
-        let ordinal = self.count_change(&lsn())?;
+        let ordinal = self.count_change(lsn)?;
         let transaction = self.transaction.expect("count_change checked the transaction");
         if transaction.skipped {
             return Ok(());
@@ -604,9 +604,9 @@ impl Pipeline {
     }
 
     /// Numbers the next change of the open transaction.
-    fn count_change(&mut self, lsn: &str) -> Result<u32, PipelineError> {
+    fn count_change(&mut self, lsn: impl FnOnce() -> String) -> Result<u32, PipelineError> {
         let Some(transaction) = self.transaction.as_mut() else {
-            return Err(PipelineError::NoTransaction { lsn: lsn.to_string() });
+            return Err(PipelineError::NoTransaction { lsn: lsn() });
         };
         let ordinal = transaction.changes;
         transaction.changes += 1;
