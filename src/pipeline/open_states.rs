@@ -12,13 +12,21 @@
 //! until the next session reads the set back: its changes only carry
 //! resolutions that match nothing.
 //!
+//! The hash is foldhash, seeded at random for each run: cheaper than the
+//! standard library's SipHash, which cost as much as validating a column, and
+//! still unknown to whoever writes the rows. It needs to agree only within one
+//! process, since the set is rebuilt from the sink at each start.
+//!
 //! Past [`KEY_LIMIT`] keys the set stops growing and the table of the key that
 //! did not fit counts as open as a whole: every one of its rows carries a
 //! resolution again, which is slower, never wrong.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::RandomState;
+use foldhash::quality::RandomState as KeyState;
 
 use serde_json::Value;
 
@@ -28,12 +36,14 @@ pub const KEY_LIMIT: usize = 1_000_000;
 /// The rows, and the whole tables, that may have open violation states.
 #[derive(Debug)]
 pub struct OpenStates {
-    keys: HashSet<u64>,
+    keys: HashSet<u64, RandomState>,
     /// Hashes of the tables any key was added for.
-    tables: HashSet<u64>,
+    tables: HashSet<u64, RandomState>,
     /// Hashes of the tables whose open rows are not all in `keys`.
-    whole: HashSet<u64>,
+    whole: HashSet<u64, RandomState>,
     limit: usize,
+    /// Makes the hashes of tables and keys.
+    hashes: KeyState,
 }
 
 impl Default for OpenStates {
@@ -45,7 +55,13 @@ impl Default for OpenStates {
 impl OpenStates {
     /// A set that keeps at most `limit` row keys.
     pub fn with_limit(limit: usize) -> Self {
-        OpenStates { keys: HashSet::new(), tables: HashSet::new(), whole: HashSet::new(), limit }
+        OpenStates {
+            keys: HashSet::default(),
+            tables: HashSet::default(),
+            whole: HashSet::default(),
+            limit,
+            hashes: KeyState::default(),
+        }
     }
 
     /// Forgets everything, before the sink's open states are read again.
@@ -57,7 +73,7 @@ impl OpenStates {
 
     /// Notes that the row `key` of `schema.table` may have open states.
     pub fn insert(&mut self, schema: &str, table: &str, key: &Value) {
-        let table_hash = table_hash(schema, table);
+        let table_hash = self.table_hash(schema, table);
         if self.whole.contains(&table_hash) {
             return;
         }
@@ -66,28 +82,28 @@ impl OpenStates {
             return;
         }
         self.tables.insert(table_hash);
-        self.keys.insert(key_hash(schema, table, key));
+        self.keys.insert(self.key_hash(schema, table, key));
     }
 
     /// Notes that any row of `schema.table` may have open states.
     pub fn mark_table(&mut self, schema: &str, table: &str) {
-        self.whole.insert(table_hash(schema, table));
+        self.whole.insert(self.table_hash(schema, table));
     }
 
     /// Notes that the row `key` has no open state left.
     pub fn remove(&mut self, schema: &str, table: &str, key: &Value) {
-        self.keys.remove(&key_hash(schema, table, key));
+        self.keys.remove(&self.key_hash(schema, table, key));
     }
 
     /// Whether the row `key` of `schema.table` may have open states.
     pub fn contains(&self, schema: &str, table: &str, key: &Value) -> bool {
-        self.keys.contains(&key_hash(schema, table, key))
-            || (!self.whole.is_empty() && self.whole.contains(&table_hash(schema, table)))
+        self.keys.contains(&self.key_hash(schema, table, key))
+            || (!self.whole.is_empty() && self.whole.contains(&self.table_hash(schema, table)))
     }
 
     /// Whether any row of `schema.table` may have open states.
     pub fn may_have(&self, schema: &str, table: &str) -> bool {
-        let table_hash = table_hash(schema, table);
+        let table_hash = self.table_hash(schema, table);
         self.tables.contains(&table_hash) || self.whole.contains(&table_hash)
     }
 
@@ -95,26 +111,24 @@ impl OpenStates {
     pub fn row_count(&self) -> usize {
         self.keys.len()
     }
-}
 
-/// The hash of a table.
-fn table_hash(schema: &str, table: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    (schema, table).hash(&mut hasher);
-    hasher.finish()
-}
+    /// The hash of a table.
+    fn table_hash(&self, schema: &str, table: &str) -> u64 {
+        self.hashes.hash_one((schema, table))
+    }
 
-/// The hash of a row: its table and the canonical form of its key.
-fn key_hash(schema: &str, table: &str, key: &Value) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    (schema, table).hash(&mut hasher);
-    hash_value(key, &mut hasher);
-    hasher.finish()
+    /// The hash of a row: its table and the canonical form of its key.
+    fn key_hash(&self, schema: &str, table: &str, key: &Value) -> u64 {
+        let mut hasher = self.hashes.build_hasher();
+        (schema, table).hash(&mut hasher);
+        hash_value(key, &mut hasher);
+        hasher.finish()
+    }
 }
 
 /// Feeds a JSON value to `hasher` the same way whatever order its objects'
 /// keys are in and however its numbers are written.
-fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
+fn hash_value(value: &Value, hasher: &mut impl Hasher) {
     match value {
         Value::Null => 0u8.hash(hasher),
         Value::Bool(b) => (1u8, b).hash(hasher),
@@ -150,7 +164,7 @@ fn hash_value(value: &Value, hasher: &mut DefaultHasher) {
 /// Feeds a number as its sign, significant digits and decimal exponent, so
 /// that `100`, `1e2`, `1.00E+2` and `100.0` hash alike (`jsonb` may turn one
 /// into another). Text that is not a number is hashed as it is.
-fn hash_number(text: &str, hasher: &mut DefaultHasher) {
+fn hash_number(text: &str, hasher: &mut impl Hasher) {
     let (negative, unsigned) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
