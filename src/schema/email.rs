@@ -120,11 +120,8 @@ mod tests {
     /// Texts near the plain form: a mix of the characters it allows and
     /// those it does not, with lengths around its limits.
     fn address() -> impl Strategy<Value = String> {
-        let local = prop_oneof![
-            "[a-zA-Z0-9._+\\-'\"é ]{0,12}",
-            "[a-z0-9._+\\-]{0,12}",
-            "[a-z0-9]{62,66}",
-        ];
+        let local =
+            prop_oneof!["[a-zA-Z0-9._+\\-'\"é ]{0,12}", "[a-z0-9._+\\-]{0,12}", "[a-z0-9]{62,66}"];
         let label = prop_oneof![
             "[a-zA-Z0-9\\-]{0,5}",
             "[a-z0-9]{60,66}",
