@@ -33,27 +33,35 @@ fn is_plain_address(text: &str) -> bool {
     let Some((local, domain)) = text.split_once('@') else {
         return false;
     };
-    let local_char = |byte: &u8| byte.is_ascii_alphanumeric() || b"_+-".contains(byte);
+    let (local, domain) = (local.as_bytes(), domain.as_bytes());
+    let dot = |byte: &u8| *byte == b'.';
     local.len() <= MAX_LOCAL_PART
-        && local.split('.').all(|atom| !atom.is_empty() && atom.bytes().all(|b| local_char(&b)))
+        && local.split(dot).all(is_plain_atom)
         && domain.len() <= MAX_DOMAIN
-        && domain.contains('.')
-        && domain.split('.').all(is_plain_label)
+        && domain.contains(&b'.')
+        && domain.split(dot).all(is_plain_label)
+}
+
+/// A dot-free part of a plain local part: letters, digits and `_+-`.
+fn is_plain_atom(atom: &[u8]) -> bool {
+    !atom.is_empty()
+        && atom
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'+' | b'-'))
 }
 
 /// A label of a host name that needs no punycode check: 1 to 63 letters,
 /// digits and hyphens, a letter or digit at each end, and no `--` in third
 /// and fourth place (which marks an encoded international label).
-fn is_plain_label(label: &str) -> bool {
-    let bytes = label.as_bytes();
-    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+fn is_plain_label(label: &[u8]) -> bool {
+    let (Some(first), Some(last)) = (label.first(), label.last()) else {
         return false;
     };
-    bytes.len() <= MAX_LABEL
+    label.len() <= MAX_LABEL
         && first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-')
-        && bytes.get(2..4) != Some(b"--")
+        && label.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-')
+        && label.get(2..4) != Some(b"--")
 }
 
 /// jsonschema's own verdict on `text`.
