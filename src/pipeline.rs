@@ -424,7 +424,7 @@ impl Pipeline {
             let value = if pii {
                 Value::from(REDACTED)
             } else {
-                row.values.get(name).cloned().unwrap_or(Value::Null)
+                row.values.value(name).unwrap_or(Value::Null)
             };
             out.references.push(ReferenceCheck {
                 target: reference.clone(),
@@ -713,17 +713,20 @@ impl Inserts {
 /// The previous version of an updated row as far as the server sent it, and
 /// whether it is complete: the whole row under REPLICA IDENTITY FULL, else the
 /// old key (sent when the key changed) or the key columns of the new row.
-fn previous_row(cached: &CachedRelation, new: &Row, old: Option<&OldTuple>) -> (Row, bool) {
-    let from_tuple = |tuple: &Tuple| row::row_from_tuple(cached, tuple).unwrap_or_default();
+fn previous_row<'t>(
+    cached: &CachedRelation,
+    new: &Row<'t>,
+    old: Option<&'t OldTuple>,
+) -> (Row<'t>, bool) {
+    let from_tuple = |tuple: &'t Tuple| row::row_from_tuple(cached, tuple).unwrap_or_default();
     match old {
         Some(OldTuple::Full(tuple)) => (from_tuple(tuple), true),
         Some(OldTuple::Key(tuple)) => (from_tuple(tuple), false),
         None => {
             let mut key = Row::default();
             for &index in &cached.key_columns {
-                let Some(name) = cached.names.get(index) else { continue };
-                if let Some(value) = new.values.get(name) {
-                    key.values.insert(Arc::clone(name), value.clone());
+                if let Some(name) = cached.names.get(index) {
+                    key.values.copy_from(&new.values, name);
                 }
             }
             (key, false)

@@ -18,7 +18,7 @@
 //!   nothing and resends everything, so [`RelationCache::clear`] is called on
 //!   reconnect.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::pgoutput::{Oid, Relation, Type};
@@ -48,6 +48,8 @@ pub struct CachedRelation {
     /// The column names, in column order, shared with every row built from
     /// this relation.
     pub names: Vec<Arc<str>>,
+    /// Whether no two columns share a name, as PostgreSQL ensures.
+    pub unique_names: bool,
     /// One kind per column, in column order.
     pub kinds: Vec<ValueKind>,
     /// Indexes of the key (replica identity) columns, ascending: every column
@@ -58,11 +60,20 @@ pub struct CachedRelation {
 impl CachedRelation {
     fn new(relation: Relation, types: &HashMap<Oid, ValueKind>) -> Self {
         let qualified_name = format!("{}.{}", relation.namespace, relation.name);
-        let names = relation.columns.iter().map(|column| Arc::from(column.name.as_str())).collect();
+        let names: Vec<Arc<str>> =
+            relation.columns.iter().map(|column| Arc::from(column.name.as_str())).collect();
+        let unique_names = names.iter().collect::<HashSet<_>>().len() == names.len();
         let kinds = kinds_of(&relation, types);
         let key_columns =
             relation.columns.iter().enumerate().filter(|(_, c)| c.is_key()).map(|(i, _)| i);
-        Self { key_columns: key_columns.collect(), relation, qualified_name, names, kinds }
+        Self {
+            key_columns: key_columns.collect(),
+            relation,
+            qualified_name,
+            names,
+            unique_names,
+            kinds,
+        }
     }
 }
 

@@ -10,6 +10,10 @@
 //!   not sent at all; it is listed in [`Row::unchanged`] so that validation
 //!   never reports it missing.
 //!
+//! A row borrows from the replication message it came from: texts and
+//! integers stay there as [`Cell`]s and are validated in place (see the
+//! `json` module); other kinds are converted into `serde_json` values.
+//!
 //! walguard asks for text values. A value in binary format is reported as
 //! [`ValueError::Binary`] rather than guessed at.
 //!
@@ -18,6 +22,7 @@
 //! applied to the cache.
 
 mod array;
+mod json;
 mod kind;
 #[cfg(test)]
 mod properties;
@@ -29,6 +34,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub use array::ArrayError;
+pub use json::{Cell, RowJson};
 pub use kind::{ScalarKind, ValueKind};
 pub use value::ValueError;
 pub use values::Values;
@@ -36,11 +42,11 @@ pub use values::Values;
 use crate::pgoutput::{self, Tuple};
 use crate::relation::CachedRelation;
 
-/// A row as JSON, ready for validation.
+/// A row as JSON, ready for validation; `'t` is the tuple it borrows from.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Row {
+pub struct Row<'t> {
     /// Every column with a non-NULL value, in column order.
-    pub values: Values,
+    pub values: Values<'t>,
     /// The columns sent as unchanged TOAST: absent from `values`, but present
     /// in the table row.
     pub unchanged: Vec<String>,
@@ -65,7 +71,10 @@ pub enum RowError {
 pub const MAX_KEY_VALUE_BYTES: usize = 256;
 
 /// Builds the JSON view of `tuple`, a row of `relation`.
-pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, RowError> {
+pub fn row_from_tuple<'t>(
+    relation: &CachedRelation,
+    tuple: &'t Tuple,
+) -> Result<Row<'t>, RowError> {
     let columns = &relation.relation.columns;
     if tuple.len() != columns.len() {
         return Err(RowError::ColumnCount {
@@ -78,7 +87,7 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
     let mut row = Row { values: Values::with_capacity(columns.len()), unchanged: Vec::new() };
     let named = columns.iter().zip(&relation.names).zip(&relation.kinds);
     for (((column, name), &kind), value) in named.zip(tuple) {
-        let json = match value {
+        let held = match value {
             pgoutput::Value::Null => continue,
             pgoutput::Value::UnchangedToast => {
                 row.unchanged.push(column.name.clone());
@@ -86,15 +95,21 @@ pub fn row_from_tuple(relation: &CachedRelation, tuple: &Tuple) -> Result<Row, R
             }
             pgoutput::Value::Text(bytes) => std::str::from_utf8(bytes)
                 .map_err(ValueError::Utf8)
-                .and_then(|text| value::text_to_json(kind, text)),
+                .and_then(|text| value::text_to_held(kind, text)),
             pgoutput::Value::Binary(_) => Err(ValueError::Binary),
         };
-        let json = json.map_err(|source| RowError::Value {
+        let held = held.map_err(|source| RowError::Value {
             table: relation.qualified_name.clone(),
             column: column.name.clone(),
             source,
         })?;
-        row.values.push(Arc::clone(name), json);
+        // A hand-made Relation message may repeat a name; as in a JSON object,
+        // the last value then stands.
+        if relation.unique_names {
+            row.values.push(Arc::clone(name), held);
+        } else {
+            row.values.set(Arc::clone(name), held);
+        }
     }
     Ok(row)
 }
@@ -196,6 +211,22 @@ mod tests {
         let tuple = vec![text("7"), PgValue::Null, PgValue::Null, PgValue::Null, PgValue::Null];
         let row = row_from_tuple(cache.get(16384).unwrap(), &tuple).unwrap();
         assert_eq!(Value::Object(row.values.to_object()), json!({"id": 7}));
+    }
+
+    #[test]
+    fn a_repeated_column_name_keeps_the_last_value() {
+        let mut cache = RelationCache::new();
+        cache.apply_relation(Relation {
+            oid: 1,
+            namespace: "public".to_owned(),
+            name: "t".to_owned(),
+            replica_identity: b'd',
+            columns: vec![column("a", 25, 0), column("b", 20, 0), column("a", 25, 0)],
+        });
+        let tuple = vec![text("first"), text("2"), text("last")];
+        let row = row_from_tuple(cache.get(1).unwrap(), &tuple).unwrap();
+        assert_eq!(Value::Object(row.values.to_object()), json!({"a": "last", "b": 2}));
+        assert!(matches!(row.values.cell("a"), Some(Cell::Text("last"))));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::{Number, Value};
 
 use super::array::{ArrayError, parse_array};
 use super::kind::{ScalarKind, ValueKind};
+use super::values::Held;
 
 /// Why a column's value could not be turned into JSON. Messages never quote the
 /// value, so that row values stay out of the logs.
@@ -35,6 +36,19 @@ pub enum ValueError {
     Json(#[source] serde_json::Error),
     #[error("value is not a valid array literal")]
     Array(#[from] ArrayError),
+}
+
+/// Holds a column's text value: texts and integers as they are, the rest
+/// converted.
+pub(super) fn text_to_held(kind: ValueKind, text: &str) -> Result<Held<'_>, ValueError> {
+    match kind {
+        ValueKind::Scalar(ScalarKind::Text) => Ok(Held::Text(text)),
+        ValueKind::Scalar(ScalarKind::Number) => match canonical_integer(text) {
+            Some(int) => Ok(Held::Int(int, text)),
+            None => text_to_json(kind, text).map(Held::Value),
+        },
+        _ => text_to_json(kind, text).map(Held::Value),
+    }
 }
 
 /// Converts a column's text value.

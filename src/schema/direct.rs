@@ -25,7 +25,7 @@ use std::cmp::Ordering;
 use cel::common::ast::{Expr, LiteralValue, operators};
 use serde_json::{Number, Value};
 
-use crate::row::Values;
+use crate::row::{Cell, Values};
 
 /// A rule's expression as a tree the validator walks directly.
 #[derive(Debug, Clone)]
@@ -178,7 +178,11 @@ fn literal_of(literal: &LiteralValue) -> Option<Literal> {
     })
 }
 
-fn evaluate<'a>(node: &'a Node, row: &'a Values, old: Option<&'a Values>) -> Option<Operand<'a>> {
+fn evaluate<'a>(
+    node: &'a Node,
+    row: &'a Values<'_>,
+    old: Option<&'a Values<'_>>,
+) -> Option<Operand<'a>> {
     let boolean = |node: &'a Node| match evaluate(node, row, old)? {
         Operand::Bool(value) => Some(value),
         _ => None,
@@ -186,9 +190,9 @@ fn evaluate<'a>(node: &'a Node, row: &'a Values, old: Option<&'a Values>) -> Opt
     let source = |is_old: bool| if is_old { old } else { Some(row) };
     Some(match node {
         Node::Literal(literal) => literal.operand(),
-        Node::Column { old: is_old, name } => column(source(*is_old)?.get(name)?)?,
+        Node::Column { old: is_old, name } => column(source(*is_old)?.cell(name)?)?,
         Node::Has { old: is_old, name } => {
-            Operand::Bool(source(*is_old)?.get(name).is_some_and(|value| !value.is_null()))
+            Operand::Bool(source(*is_old)?.cell(name).is_some_and(|cell| !cell.is_null()))
         }
         Node::Not(inner) => Operand::Bool(!boolean(inner)?),
         // An error on the left may still be absorbed by the right; leave
@@ -237,7 +241,12 @@ impl RowNumber {
 }
 
 /// A column's value as the CEL row would give it.
-fn column(value: &Value) -> Option<Operand<'_>> {
+fn column(cell: Cell<'_>) -> Option<Operand<'_>> {
+    let value = match cell {
+        Cell::Text(text) => return Some(Operand::String(text)),
+        Cell::Int(int, _) => return Some(Operand::Int(int)),
+        Cell::Value(value) => value,
+    };
     Some(match value {
         Value::Bool(flag) => Operand::Bool(*flag),
         Value::String(text) => Operand::String(text),

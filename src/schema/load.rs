@@ -3,9 +3,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use jsonschema::{Draft, ValidationOptions, Validator};
+use jsonschema::json::{Json, SerdeJson};
+use jsonschema::{Draft, Retrieve, ValidationOptions, Validator};
+
+use crate::row::RowJson;
 use serde_json::{Map, Value};
 use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
@@ -149,14 +153,15 @@ fn compile_document(path: &Path, document: &Value) -> Result<Validator, Vec<Sche
     if !broken.is_empty() {
         return Err(broken);
     }
-    jsonschema_options().build(document).map_err(|err| vec![invalid(&err)])
+    jsonschema_options::<SerdeJson>().build(document).map_err(|err| vec![invalid(&err)])
 }
 
-/// The options every schema compiles with: draft 2020-12, formats asserted
-/// rather than annotations, an unknown format name an error, and `email`
-/// answered quickly for plain addresses (with jsonschema's verdict).
-fn jsonschema_options() -> ValidationOptions<'static> {
-    jsonschema::options()
+/// The options every schema compiles with, for `serde_json` values or for
+/// the row view's cells: draft 2020-12, formats asserted rather than
+/// annotations, an unknown format name an error, and `email` answered
+/// quickly for plain addresses (with jsonschema's verdict).
+fn jsonschema_options<F: Json>() -> ValidationOptions<'static, Arc<dyn Retrieve>, F> {
+    jsonschema::options_for::<F>()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
         .should_ignore_unknown_formats(false)
@@ -170,7 +175,7 @@ fn compile_columns(document: &Value, columns: &mut [Column]) -> bool {
     // `build_map` leaves out a subschema that fails to compile rather than
     // failing; `build` has vouched for the document, and any gap falls back to
     // whole-row validation.
-    let Ok(validators) = jsonschema_options().build_map(document) else {
+    let Ok(validators) = jsonschema_options::<RowJson>().build_map(document) else {
         return false;
     };
     let mut found = Vec::with_capacity(columns.len());

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use jsonschema::Validator;
 
+use crate::row::RowJson;
+
 use super::direct::Direct;
 use super::{ColumnRef, Monitors, QualifiedName, Severity, UnknownColumns};
 
@@ -126,7 +128,7 @@ pub struct Column {
     pub(super) severity: Option<Severity>,
     pub(super) references: Option<ColumnRef>,
     pub(super) reference_window: Option<Duration>,
-    pub(super) validator: Option<Validator>,
+    pub(super) validator: Option<Validator<RowJson>>,
 }
 
 impl Column {
@@ -157,9 +159,9 @@ impl Column {
     }
 
     /// The validator of the column's subschema, compiled in the context of the
-    /// whole file so that `$ref`s resolve; present when the table validates
-    /// per column.
-    pub(crate) fn validator(&self) -> Option<&Validator> {
+    /// whole file so that `$ref`s resolve, for the row view's cells; present
+    /// when the table validates per column.
+    pub(crate) fn validator(&self) -> Option<&Validator<RowJson>> {
         self.validator.as_ref()
     }
 }

@@ -23,18 +23,18 @@ use cel::common::types::{
 use cel::common::value::{Builtin, CowVal, Val};
 use serde_json::{Number, Value};
 
-use crate::row::Values;
+use crate::row::{Cell, Values};
 use crate::schema::RowNumber;
 
 /// A row's non-NULL columns as a CEL map.
 #[derive(Debug)]
 pub(super) struct CelRow<'r> {
-    values: &'r Values,
+    values: &'r Values<'r>,
     full: OnceLock<CelMap<'r>>,
 }
 
 impl<'r> CelRow<'r> {
-    pub(super) fn new(values: &'r Values) -> Self {
+    pub(super) fn new(values: &'r Values<'r>) -> Self {
         CelRow { values, full: OnceLock::new() }
     }
 
@@ -106,8 +106,8 @@ impl Indexer for CelRow<'_> {
         let Some(name) = key.downcast_ref::<CelString>() else {
             return self.full().get(key);
         };
-        match self.values.get(name.inner()) {
-            Some(value) if !value.is_null() => Ok(CowVal::Owned(cel_value(value))),
+        match self.values.cell(name.inner()) {
+            Some(cell) if !cell.is_null() => Ok(CowVal::Owned(cel_value(cell))),
             _ => Err(ExecutionError::no_such_key(name.inner())),
         }
     }
@@ -122,29 +122,34 @@ impl Indexer for CelRow<'_> {
 
 /// A CEL map borrowing from a row's columns or a JSON object's members, NULL
 /// ones left out.
-fn cel_map<'v>(members: impl ExactSizeIterator<Item = (&'v str, &'v Value)>) -> CelMap<'v> {
+fn cel_map<'v>(members: impl ExactSizeIterator<Item = (&'v str, Cell<'v>)>) -> CelMap<'v> {
     let mut map: HashMap<CelMapKey<'_>, Box<dyn Val + '_>> = HashMap::with_capacity(members.len());
-    for (name, value) in members {
-        if !value.is_null() {
-            map.insert(CelMapKey::from(name), cel_value(value));
+    for (name, cell) in members {
+        if !cell.is_null() {
+            map.insert(CelMapKey::from(name), cel_value(cell));
         }
     }
     CelMap::from(map)
 }
 
-/// A CEL value borrowing from a JSON value.
-fn cel_value(value: &Value) -> Box<dyn Val + '_> {
+/// A CEL value borrowing from a cell of the row.
+fn cel_value(cell: Cell<'_>) -> Box<dyn Val + '_> {
+    let value = match cell {
+        Cell::Text(text) => return Box::new(CelString::from(text)),
+        Cell::Int(int, _) => return Box::new(CelInt::from(int)),
+        Cell::Value(value) => value,
+    };
     match value {
         Value::Null => Box::new(CelNull),
         Value::Bool(flag) => Box::new(CelBool::from(*flag)),
         Value::Number(number) => cel_number(number),
         Value::String(text) => Box::new(CelString::from(text.as_str())),
-        Value::Array(items) => {
-            Box::new(CelList::from(items.iter().map(cel_value).collect::<Vec<_>>()))
-        }
-        Value::Object(members) => {
-            Box::new(cel_map(members.iter().map(|(name, value)| (name.as_str(), value))))
-        }
+        Value::Array(items) => Box::new(CelList::from(
+            items.iter().map(|item| cel_value(Cell::Value(item))).collect::<Vec<_>>(),
+        )),
+        Value::Object(members) => Box::new(cel_map(
+            members.iter().map(|(name, value)| (name.as_str(), Cell::Value(value))),
+        )),
     }
 }
 

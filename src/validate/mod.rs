@@ -22,10 +22,11 @@
 //!   [`Outcome::unknown`], never a finding.
 //!
 //! Per-row cost: no schema is compiled or parsed here. Tables whose top level
-//! only has `properties` and `required` are checked column by column, straight
-//! from the row's map; others need the row as one JSON object, which costs a
-//! copy of the row. CEL rules see the row through borrowed views of its values,
-//! and the simplest are evaluated without the CEL interpreter.
+//! only has `properties` and `required` are checked column by column, each
+//! column's cell validated where it lies; others need the row as one JSON
+//! object, which costs a copy of the row. CEL rules see the row through
+//! borrowed views of its cells, and the simplest are evaluated without the CEL
+//! interpreter. A column's value is copied only into a finding.
 
 mod cel_row;
 mod message;
@@ -93,7 +94,7 @@ pub const REDACTED: &str = "[redacted]";
 #[derive(Debug, Clone, Copy)]
 pub struct OldRow<'r> {
     /// The columns known from the previous version.
-    pub row: &'r Row,
+    pub row: &'r Row<'r>,
     /// Whether `row` is the whole previous row (REPLICA IDENTITY FULL) rather
     /// than only its key columns.
     pub complete: bool,
@@ -158,17 +159,18 @@ fn check_required(schema: &TableSchema, op: Operation, row: &Row, findings: &mut
 /// Runs each present column through its own validator.
 fn check_columns(schema: &TableSchema, row: &Row, findings: &mut Vec<Finding>) {
     for column in schema.columns() {
-        let (Some(validator), Some(value)) = (column.validator(), row.values.get(column.name()))
+        let (Some(validator), Some(cell)) = (column.validator(), row.values.cell(column.name()))
         else {
             continue;
         };
         // Most values pass: `is_valid` answers without building errors.
-        if value.is_null() || validator.is_valid(value) {
+        if cell.is_null() || validator.is_valid(cell) {
             continue;
         }
-        for error in validator.iter_errors(value) {
+        let value = cell.to_json();
+        for error in validator.iter_errors(cell) {
             let path: Vec<_> = error.instance_path().segments().collect();
-            findings.push(column_finding(schema, column.name(), value, &path, &error));
+            findings.push(column_finding(schema, column.name(), &value, &path, &error));
         }
     }
 }
@@ -179,8 +181,8 @@ fn check_whole_row(schema: &TableSchema, op: Operation, row: &Row, findings: &mu
     let object: Map<String, Value> = row
         .values
         .iter()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(name, value)| (name.to_owned(), value.clone()))
+        .filter(|(_, cell)| !cell.is_null())
+        .map(|(name, cell)| (name.to_owned(), cell.to_json()))
         .collect();
     let object = Value::Object(object);
 
@@ -188,8 +190,8 @@ fn check_whole_row(schema: &TableSchema, op: Operation, row: &Row, findings: &mu
         let path: Vec<_> = error.instance_path().segments().collect();
         match (path.split_first(), error.kind()) {
             (Some((LocationSegment::Property(column), rest)), _) => {
-                let value = row.values.get(column.as_ref()).unwrap_or(&Value::Null);
-                findings.push(column_finding(schema, column, value, rest, &error));
+                let value = row.values.value(column.as_ref()).unwrap_or(Value::Null);
+                findings.push(column_finding(schema, column, &value, rest, &error));
             }
             (None, ValidationErrorKind::Required { property }) => {
                 let column = property.as_str().unwrap_or_default();
@@ -249,8 +251,8 @@ fn required_finding(schema: &TableSchema, column: &str) -> Finding {
 }
 
 /// Whether the row has a non-NULL value for `column`.
-fn is_present(values: &Values, column: &str) -> bool {
-    values.get(column).is_some_and(|value| !value.is_null())
+fn is_present(values: &Values<'_>, column: &str) -> bool {
+    values.cell(column).is_some_and(|cell| !cell.is_null())
 }
 
 /// Whether `column` was left out of an update because its TOASTed value did

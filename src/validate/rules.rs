@@ -316,7 +316,7 @@ mod direct_tests {
     }
 
     /// A row with some of the columns a..d, of every kind the row view makes.
-    fn row() -> impl Strategy<Value = Values> {
+    fn row() -> impl Strategy<Value = Values<'static>> {
         let value = prop::sample::select(vec![
             "null",
             "true",

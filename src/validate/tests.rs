@@ -15,7 +15,7 @@ fn table(yaml: &str) -> SchemaSet {
 }
 
 /// A row from JSON text, parsed with exact numbers as the row view does.
-fn row(json: &str) -> Row {
+fn row(json: &str) -> Row<'static> {
     Row { values: serde_json::from_str(json).unwrap(), unchanged: Vec::new() }
 }
 
