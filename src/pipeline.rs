@@ -27,7 +27,7 @@ use crate::monitor::Activity;
 use crate::pgoutput::{self, DecodeError, Message, Oid, OldTuple, Tuple};
 use crate::references::{self, KnownKeys, ReferenceCheck};
 use crate::relation::{CachedRelation, RelationCache, RelationChange};
-use crate::row::{self, Row, RowError};
+use crate::row::{self, Row, RowError, Values};
 use crate::schema::{QualifiedName, SchemaSet, TableSchema};
 use crate::sink::{Batch, Resolution, Violation, format_lsn};
 use crate::validate::{self, OldRow, Operation, Outcome, REDACTED};
@@ -338,12 +338,12 @@ impl Pipeline {
         let mut row_key = None;
         let mut open = false;
         if plan.is_some_and(|plan| plan.open) {
-            let key = redact_key(schema, row::row_key(cached, key_tuple));
+            let key = redacted_key(schema, cached, key_tuple);
             if let Some(old) = old_tuple.filter(|old| !std::ptr::eq(*old, key_tuple)) {
-                let old_key = redact_key(schema, row::row_key(cached, old));
+                let old_key = redacted_key(schema, cached, old);
                 if old_key != key && self.open.contains(&rel.namespace, &rel.name, &old_key) {
                     self.open.remove(&rel.namespace, &rel.name, &old_key);
-                    let gone = gone_row(rel, &transaction, ordinal, old_key);
+                    let gone = gone_row(rel, &transaction, ordinal, key_json(&old_key));
                     out.batch.resolutions.push(gone);
                 }
             }
@@ -372,8 +372,7 @@ impl Pipeline {
         if outcome.findings.is_empty() && outcome.unknown.is_empty() && !open && !checks_needed {
             return Ok(());
         }
-        let row_key =
-            row_key.unwrap_or_else(|| redact_key(schema, row::row_key(cached, key_tuple)));
+        let row_key = key_json(&row_key.unwrap_or_else(|| redacted_key(schema, cached, key_tuple)));
         let stamp = Stamp {
             table_schema: &rel.namespace,
             table_name: &rel.name,
@@ -595,12 +594,12 @@ impl Pipeline {
         }
         let Some(schema) = self.schemas.get(&rel.namespace, &rel.name) else { return };
         let (OldTuple::Key(tuple) | OldTuple::Full(tuple)) = old;
-        let row_key = redact_key(schema, row::row_key(cached, tuple));
+        let row_key = redacted_key(schema, cached, tuple);
         if !self.open.contains(&rel.namespace, &rel.name, &row_key) {
             return;
         }
         self.open.remove(&rel.namespace, &rel.name, &row_key);
-        out.batch.resolutions.push(gone_row(rel, &transaction, ordinal, row_key));
+        out.batch.resolutions.push(gone_row(rel, &transaction, ordinal, key_json(&row_key)));
     }
 
     /// Numbers the next change of the open transaction.
@@ -778,14 +777,22 @@ fn is_sent(relation: &CachedRelation, column: &Option<String>) -> bool {
     relation.relation.columns.iter().any(|sent| &sent.name == column)
 }
 
-/// Replaces the values of `x-pii` key columns.
-fn redact_key(schema: &TableSchema, mut key: Value) -> Value {
-    if let Value::Object(map) = &mut key {
-        for (column, value) in map.iter_mut() {
-            if schema.is_pii(column) && !value.is_null() {
-                *value = Value::String(crate::validate::REDACTED.into());
-            }
-        }
+/// The key columns of `tuple`, with the value of each pii column redacted,
+/// as the open-row set hashes them.
+fn redacted_key<'t>(schema: &TableSchema, cached: &CachedRelation, tuple: &'t Tuple) -> Values<'t> {
+    let mut key = row::key_values(cached, tuple);
+    let secret: Vec<String> = key
+        .iter()
+        .filter(|(column, cell)| schema.is_pii(column) && !cell.is_null())
+        .map(|(column, _)| column.to_owned())
+        .collect();
+    for column in secret {
+        key.insert(column, Value::String(crate::validate::REDACTED.into()));
     }
     key
+}
+
+/// A row key as the JSON object a violation carries.
+fn key_json(key: &Values<'_>) -> Value {
+    Value::Object(key.to_object())
 }

@@ -30,6 +30,8 @@ use foldhash::quality::RandomState as KeyState;
 
 use serde_json::Value;
 
+use crate::row::{Cell, Values};
+
 /// The most row keys kept: about 20 MB of memory at the limit.
 pub const KEY_LIMIT: usize = 1_000_000;
 
@@ -72,7 +74,7 @@ impl OpenStates {
     }
 
     /// Notes that the row `key` of `schema.table` may have open states.
-    pub fn insert(&mut self, schema: &str, table: &str, key: &Value) {
+    pub fn insert(&mut self, schema: &str, table: &str, key: &impl RowKey) {
         let table_hash = self.table_hash(schema, table);
         if self.whole.contains(&table_hash) {
             return;
@@ -91,12 +93,12 @@ impl OpenStates {
     }
 
     /// Notes that the row `key` has no open state left.
-    pub fn remove(&mut self, schema: &str, table: &str, key: &Value) {
+    pub fn remove(&mut self, schema: &str, table: &str, key: &impl RowKey) {
         self.keys.remove(&self.key_hash(schema, table, key));
     }
 
     /// Whether the row `key` of `schema.table` may have open states.
-    pub fn contains(&self, schema: &str, table: &str, key: &Value) -> bool {
+    pub fn contains(&self, schema: &str, table: &str, key: &impl RowKey) -> bool {
         self.keys.contains(&self.key_hash(schema, table, key))
             || (!self.whole.is_empty() && self.whole.contains(&self.table_hash(schema, table)))
     }
@@ -118,17 +120,46 @@ impl OpenStates {
     }
 
     /// The hash of a row: its table and the canonical form of its key.
-    fn key_hash(&self, schema: &str, table: &str, key: &Value) -> u64 {
+    fn key_hash(&self, schema: &str, table: &str, key: &impl RowKey) -> u64 {
         let mut hasher = self.hashes.build_hasher();
         (schema, table).hash(&mut hasher);
-        hash_value(key, &mut hasher);
+        key.feed(&mut hasher);
         hasher.finish()
     }
 }
 
+/// A row key the set hashes: the JSON object a violation carries or the sink
+/// gives back, or the key columns of a change, which hash as the object made
+/// of them would.
+pub trait RowKey {
+    /// Feeds the key's canonical form to `hasher`.
+    fn feed(&self, hasher: &mut impl Hasher);
+}
+
+impl RowKey for Value {
+    fn feed(&self, hasher: &mut impl Hasher) {
+        hash_cell(Cell::Value(self), hasher);
+    }
+}
+
+impl RowKey for Values<'_> {
+    fn feed(&self, hasher: &mut impl Hasher) {
+        hash_members(self.iter(), hasher);
+    }
+}
+
 /// Feeds a JSON value to `hasher` the same way whatever order its objects'
-/// keys are in and however its numbers are written.
-fn hash_value(value: &Value, hasher: &mut impl Hasher) {
+/// keys are in and however its numbers are written; a text or integer cell
+/// as the string or number it stands for.
+fn hash_cell(cell: Cell<'_>, hasher: &mut impl Hasher) {
+    let value = match cell {
+        Cell::Text(text) => return (3u8, text).hash(hasher),
+        Cell::Int(_, digits) => {
+            2u8.hash(hasher);
+            return hash_number(digits, hasher);
+        }
+        Cell::Value(value) => value,
+    };
     match value {
         Value::Null => 0u8.hash(hasher),
         Value::Bool(b) => (1u8, b).hash(hasher),
@@ -136,28 +167,37 @@ fn hash_value(value: &Value, hasher: &mut impl Hasher) {
             2u8.hash(hasher);
             hash_number(number.as_str(), hasher);
         }
-        Value::String(text) => (3u8, text).hash(hasher),
+        Value::String(text) => (3u8, text.as_str()).hash(hasher),
         Value::Array(items) => {
             (4u8, items.len()).hash(hasher);
-            items.iter().for_each(|item| hash_value(item, hasher));
+            items.iter().for_each(|item| hash_cell(Cell::Value(item), hasher));
         }
         Value::Object(map) => {
-            (5u8, map.len()).hash(hasher);
-            // Most keys have one column: nothing to sort.
-            if map.len() == 1 {
-                for (name, item) in map {
-                    name.hash(hasher);
-                    hash_value(item, hasher);
-                }
-                return;
-            }
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (name, item) in entries {
-                name.hash(hasher);
-                hash_value(item, hasher);
-            }
+            let members = map.iter().map(|(name, item)| (name.as_str(), Cell::Value(item)));
+            hash_members(members, hasher);
         }
+    }
+}
+
+/// Feeds an object's members in the order of their names.
+fn hash_members<'a>(
+    members: impl ExactSizeIterator<Item = (&'a str, Cell<'a>)>,
+    hasher: &mut impl Hasher,
+) {
+    (5u8, members.len()).hash(hasher);
+    // Most keys have one column: nothing to sort.
+    if members.len() == 1 {
+        for (name, item) in members {
+            name.hash(hasher);
+            hash_cell(item, hasher);
+        }
+        return;
+    }
+    let mut entries: Vec<(&str, Cell<'_>)> = members.collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (name, item) in entries {
+        name.hash(hasher);
+        hash_cell(item, hasher);
     }
 }
 
@@ -201,7 +241,74 @@ fn hash_number(text: &str, hasher: &mut impl Hasher) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    use crate::pgoutput::{self, Column, Relation};
+    use crate::relation::RelationCache;
+    use crate::row;
+
+    /// A REPLICA IDENTITY FULL table of text, int8, numeric, bool and jsonb
+    /// columns: every column is a key column.
+    fn full_identity_table() -> RelationCache {
+        let column = |name: &str, type_oid| Column {
+            flags: 1,
+            name: name.to_owned(),
+            type_oid,
+            type_modifier: -1,
+        };
+        let mut cache = RelationCache::new();
+        cache.apply_relation(Relation {
+            oid: 7,
+            namespace: "public".to_owned(),
+            name: "t".to_owned(),
+            replica_identity: b'f',
+            columns: vec![
+                column("note", 25),
+                column("id", 20),
+                column("amount", 1700),
+                column("flag", 16),
+                column("doc", 3802),
+            ],
+        });
+        cache
+    }
+
+    proptest! {
+        #[test]
+        fn a_changes_key_columns_hash_as_its_row_key(
+            texts in prop::collection::vec(
+                prop_oneof![
+                    any::<i64>().prop_map(|int| int.to_string()),
+                    Just("-0".to_owned()),
+                    Just("007".to_owned()),
+                    Just("1.50".to_owned()),
+                    Just("t".to_owned()),
+                    Just(r#"{"b": [1, 2.0], "a": "x"}"#.to_owned()),
+                    "[a-z0-9 .-]{0,8}",
+                ],
+                5,
+            ),
+            nulls in prop::collection::vec(any::<bool>(), 5),
+        ) {
+            let cache = full_identity_table();
+            let relation = cache.get(7).unwrap();
+            let tuple: Vec<pgoutput::Value> = texts
+                .iter()
+                .zip(&nulls)
+                .map(|(text, &null)| match null {
+                    true => pgoutput::Value::Null,
+                    false => pgoutput::Value::Text(Bytes::copy_from_slice(text.as_bytes())),
+                })
+                .collect();
+            let mut open = OpenStates::default();
+            open.insert("public", "t", &row::row_key(relation, &tuple));
+            prop_assert!(open.contains("public", "t", &row::key_values(relation, &tuple)));
+            open.remove("public", "t", &row::key_values(relation, &tuple));
+            prop_assert_eq!(open.row_count(), 0);
+        }
+    }
 
     fn parsed(text: &str) -> Value {
         serde_json::from_str(text).expect("valid JSON")

@@ -31,12 +31,13 @@ mod values;
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use array::ArrayError;
 pub use json::{Cell, RowJson};
 pub use kind::{ScalarKind, ValueKind};
 pub use value::ValueError;
+use values::Held;
 pub use values::Values;
 
 use crate::pgoutput::{self, Tuple};
@@ -131,28 +132,38 @@ pub fn row_from_tuple<'t>(
 /// A primary key or replica identity index is kept whole, since two rows
 /// whose long keys share a beginning are still two rows.
 pub fn row_key(relation: &CachedRelation, tuple: &Tuple) -> Value {
-    let columns = &relation.relation.columns;
+    Value::Object(key_values(relation, tuple).to_object())
+}
+
+/// The columns of [`row_key`], held as a row's are: what the open-row set
+/// hashes without building the JSON object.
+pub fn key_values<'t>(relation: &CachedRelation, tuple: &'t Tuple) -> Values<'t> {
     let cut = relation.relation.replica_identity == b'f';
-    let mut key = Map::with_capacity(relation.key_columns.len());
+    let mut key = Values::with_capacity(relation.key_columns.len());
     for &index in &relation.key_columns {
-        let (Some(column), Some(&kind)) = (columns.get(index), relation.kinds.get(index)) else {
+        let (Some(name), Some(&kind)) = (relation.names.get(index), relation.kinds.get(index))
+        else {
             continue;
         };
-        let value = match tuple.get(index) {
+        let held = match tuple.get(index) {
             Some(pgoutput::Value::Text(bytes)) if cut && bytes.len() > MAX_KEY_VALUE_BYTES => {
                 let text = String::from_utf8_lossy(&bytes[..MAX_KEY_VALUE_BYTES]);
-                Value::String(format!("{}…", text.trim_end_matches('\u{fffd}')))
+                Held::Value(Value::String(format!("{}…", text.trim_end_matches('\u{fffd}'))))
             }
             Some(pgoutput::Value::Text(bytes)) => match std::str::from_utf8(bytes) {
-                Ok(text) => value::text_to_json(kind, text)
-                    .unwrap_or_else(|_| Value::String(text.to_owned())),
-                Err(_) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+                Ok(text) => value::text_to_held(kind, text)
+                    .unwrap_or_else(|_| Held::Value(Value::String(text.to_owned()))),
+                Err(_) => Held::Value(Value::String(String::from_utf8_lossy(bytes).into_owned())),
             },
-            _ => Value::Null,
+            _ => Held::Value(Value::Null),
         };
-        key.insert(column.name.clone(), value);
+        if relation.unique_names {
+            key.push(Arc::clone(name), held);
+        } else {
+            key.set(Arc::clone(name), held);
+        }
     }
-    Value::Object(key)
+    key
 }
 
 #[cfg(test)]
