@@ -19,6 +19,7 @@
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
+use super::plain::Conflicts;
 use super::{SinkError, Violation, format_lsn};
 
 /// A change that makes its row pass every rule except those in `keep`, or
@@ -46,12 +47,21 @@ pub struct Resolution {
 /// The statements, with the sink schema filled in.
 pub(super) struct Statements {
     record: String,
+    /// [`Statements::record`] without `ON CONFLICT`: see [`super::plain`].
+    record_plain: String,
+    record_conflicts: Conflicts,
     resolve: String,
 }
 
 impl Statements {
     pub(super) fn new(s: &str) -> Self {
-        Statements { record: record_sql(s), resolve: resolve_sql(s) }
+        let record_plain = record_sql(s);
+        Statements {
+            record: format!("{record_plain}\n{RECORD_ON_CONFLICT}"),
+            record_plain,
+            record_conflicts: Conflicts::default(),
+            resolve: resolve_sql(s),
+        }
     }
 }
 
@@ -76,24 +86,23 @@ pub(super) async fn record(
     let lsn = text(|v| format_lsn(v.commit_lsn));
     let ordinal: Vec<i64> = rows.iter().map(|v| i64::from(v.change_ordinal)).collect();
     let commit_us: Vec<i64> = rows.iter().map(|v| v.commit_time).collect();
-    transaction
-        .execute(
-            &statements.record,
-            &[
-                &table_schema,
-                &table_name,
-                &row_key,
-                &rule,
-                &column,
-                &severity,
-                &message,
-                &lsn,
-                &ordinal,
-                &commit_us,
-            ],
-        )
-        .await
-        .map_err(SinkError::sql("record the state of violations"))?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &table_schema,
+        &table_name,
+        &row_key,
+        &rule,
+        &column,
+        &severity,
+        &message,
+        &lsn,
+        &ordinal,
+        &commit_us,
+    ];
+    let action = "record the state of violations";
+    let plain = &statements.record_plain;
+    if !statements.record_conflicts.insert(transaction, plain, &params, action).await? {
+        transaction.execute(&statements.record, &params).await.map_err(SinkError::sql(action))?;
+    }
     Ok(())
 }
 
@@ -185,15 +194,19 @@ INSERT INTO {s}.violation_state AS st (table_schema, table_name, row_key, rule, 
     occurrences)
 SELECT table_schema, table_name, row_key, rule, column_name, severity, message, first_at,
     seen_at, first_lsn, lsn, ordinal, n
-FROM g
+FROM g"
+    )
+}
+
+/// What [`record_sql`] does to a state that exists: count the new
+/// occurrences, and reopen it if it was resolved.
+const RECORD_ON_CONFLICT: &str = "\
 ON CONFLICT (table_schema, table_name, row_key, rule, (coalesce(column_name, '')))
 DO UPDATE SET severity = excluded.severity, message = excluded.message,
     last_seen_at = excluded.last_seen_at, last_lsn = excluded.last_lsn,
     last_ordinal = excluded.last_ordinal, occurrences = st.occurrences + excluded.occurrences,
     status = CASE WHEN st.status = 'resolved' THEN 'open' ELSE st.status END,
-    resolved_lsn = NULL, resolved_at = NULL"
-    )
-}
+    resolved_lsn = NULL, resolved_at = NULL";
 
 fn resolve_sql(s: &str) -> String {
     // The states of each resolution's row are found through the key index

@@ -1,15 +1,17 @@
 //! Where violations go: the `violations` table reviewers query, and the
 //! webhook outbox that the dispatcher delivers from.
 //!
-//! A batch is written in one transaction: the violations with
-//! `ON CONFLICT (dedup_key) DO NOTHING`, the current state of the new ones
+//! A batch is written in one transaction: the violations, skipping those
+//! whose `dedup_key` is already there, the current state of the new ones
 //! and the resolutions (see [`lifecycle`]), the reference checks still
 //! waiting for their grace window (see [`pending`]), then, for the violations
 //! that were new, each webhook's alert groups (see [`grouping`]) and one
 //! outbox row per group that alerts at once. A replayed batch therefore adds
-//! neither violations nor alerts, and counts no occurrence twice. The caller
-//! acknowledges the source position only after [`Sink::write_batch`] has returned,
-//! so nothing acknowledged can be lost.
+//! neither violations nor alerts, and counts no occurrence twice. While no
+//! conflict is expected, violations and states are first inserted without
+//! `ON CONFLICT` (see [`plain`]). The caller acknowledges the source position
+//! only after [`Sink::write_batch`] has returned, so nothing acknowledged can
+//! be lost.
 
 mod alert;
 pub mod ddl;
@@ -18,6 +20,7 @@ pub mod format;
 mod grouping;
 pub mod lifecycle;
 pub mod pending;
+mod plain;
 mod signature;
 pub mod webhook;
 
@@ -118,6 +121,9 @@ pub struct Sink {
     client: Client,
     schema: String,
     insert_violations: String,
+    /// [`Sink::insert_violations`] without `ON CONFLICT`: see [`plain`].
+    insert_violations_plain: String,
+    violation_conflicts: plain::Conflicts,
     insert_outbox: String,
     statements: lifecycle::Statements,
     pending: pending::Statements,
@@ -155,7 +161,12 @@ impl Sink {
         let s = quote_ident(&settings.schema);
         Ok(Sink {
             client,
-            insert_violations: insert_violations_sql(&s),
+            insert_violations: format!(
+                "{}\nON CONFLICT (dedup_key) DO NOTHING\nRETURNING dedup_key",
+                insert_violations_sql(&s)
+            ),
+            insert_violations_plain: insert_violations_sql(&s),
+            violation_conflicts: plain::Conflicts::default(),
             statements: lifecycle::Statements::new(&s),
             pending: pending::Statements::new(&s),
             insert_outbox: format!(
@@ -301,13 +312,24 @@ impl Sink {
         let mut fresh: Vec<&Violation> = Vec::new();
         if !batch.violations.is_empty() {
             let columns = ViolationColumns::from_batch(&batch.violations);
-            let rows = transaction
-                .query(&self.insert_violations, &columns.params())
-                .await
-                .map_err(SinkError::sql("insert violations"))?;
-            let inserted: std::collections::HashSet<String> =
-                rows.iter().map(|row| row.get::<_, String>(0)).collect();
-            fresh = batch.violations.iter().filter(|v| inserted.contains(&v.dedup_key())).collect();
+            let params = columns.params();
+            let action = "insert violations";
+            let plain = &self.insert_violations_plain;
+            if self.violation_conflicts.insert(transaction, plain, &params, action).await? {
+                fresh = batch.violations.iter().collect();
+            } else {
+                let rows = transaction
+                    .query(&self.insert_violations, &params)
+                    .await
+                    .map_err(SinkError::sql(action))?;
+                let inserted: std::collections::HashSet<&str> =
+                    rows.iter().map(|row| row.get::<_, &str>(0)).collect();
+                fresh = batch
+                    .violations
+                    .iter()
+                    .filter(|v| inserted.contains(v.dedup_key().as_str()))
+                    .collect();
+            }
         }
 
         // The current state of each (row, rule, column): new violations
@@ -383,9 +405,7 @@ SELECT 'stream', u.table_schema, u.table_name, u.operation, u.commit_lsn::pg_lsn
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[],
     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
     AS u(table_schema, table_name, operation, commit_lsn, commit_us, xid, row_key, rule,
-         column_name, severity, message, value, dedup_key)
-ON CONFLICT (dedup_key) DO NOTHING
-RETURNING dedup_key"
+         column_name, severity, message, value, dedup_key)"
     )
 }
 

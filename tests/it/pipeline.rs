@@ -223,18 +223,24 @@ async fn alert_reaches_the_receiver_with_a_verifiable_signature() {
     assert!(status.success(), "walguard exited with {status} after SIGTERM");
 }
 
-#[tokio::test]
-async fn until_lsn_exits_zero_and_a_replay_of_the_same_wal_adds_nothing() {
+/// A set-up fixture of `items` (quantity at least 1) with a second slot at
+/// the same position, which sees the same WAL again later; returns its name.
+async fn items_with_replay_slot(name: &str) -> (Fixture, String) {
     let ddl = "CREATE TABLE items (id integer PRIMARY KEY, quantity integer)";
     let schema = "x-table: public.items\nproperties:\n  quantity: {minimum: 1}\n";
-    let mut fixture = Fixture::new("replay", ddl, &[("public.items.yaml", schema)]).await;
+    let fixture = Fixture::new(name, ddl, &[("public.items.yaml", schema)]).await;
     fixture.setup().await;
-    // A second slot at the same position sees the same WAL again later.
     let replay_slot = format!("{}_replay", fixture.db.name);
     fixture
         .db
         .execute(&format!("SELECT pg_create_logical_replication_slot('{replay_slot}', 'pgoutput')"))
         .await;
+    (fixture, replay_slot)
+}
+
+#[tokio::test]
+async fn until_lsn_exits_zero_and_a_replay_of_the_same_wal_adds_nothing() {
+    let (mut fixture, replay_slot) = items_with_replay_slot("replay").await;
 
     fixture
         .db
@@ -269,6 +275,32 @@ async fn until_lsn_exits_zero_and_a_replay_of_the_same_wal_adds_nothing() {
         .query_count("SELECT count(DISTINCT (commit_lsn, row_key, rule)) FROM walguard.violations")
         .await;
     assert_eq!(unique, 50);
+}
+
+#[tokio::test]
+async fn a_replay_that_runs_on_into_new_changes_writes_only_the_new_ones_once() {
+    let (mut fixture, replay_slot) = items_with_replay_slot("replaynew").await;
+    let bad_rows = |from: u32, to: u32| {
+        format!("INSERT INTO items SELECT g, 0 FROM generate_series({from}, {to}) g")
+    };
+
+    // The first slot writes the first 30 bad rows.
+    fixture.db.execute(&bad_rows(1, 30)).await;
+    assert_success(&fixture.run_to_current().await, "the first run");
+
+    // The second slot reads those again, then 20 new ones, in one batch.
+    fixture.db.execute(&bad_rows(31, 50)).await;
+    fixture.use_slot(&replay_slot);
+    fixture.configure("[sink]\nbatch_max_delay_ms = 2000\n");
+    let log = fixture.run_to_current().await.stderr;
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("violations=50 fresh=20"), "one batch, 20 of it new:\n{log}");
+
+    let counted = |sql: &'static str| fixture.db.query_count(sql);
+    assert_eq!(counted("SELECT count(*) FROM walguard.violations").await, 50);
+    assert_eq!(counted("SELECT count(DISTINCT row_key) FROM walguard.violations").await, 50);
+    let states = "SELECT count(*) FROM walguard.violation_state WHERE occurrences = 1";
+    assert_eq!(counted(states).await, 50, "no occurrence is counted twice");
 }
 
 #[tokio::test]

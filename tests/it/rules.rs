@@ -540,3 +540,54 @@ async fn a_later_run_resolves_states_whose_keys_jsonb_reordered_and_rewrote() {
         ]
     );
 }
+
+/// `row_key->>'id'`, status and occurrences of every state, by id.
+async fn state_counts(fixture: &Fixture) -> Vec<String> {
+    let rows = fixture
+        .db
+        .client
+        .query(
+            "SELECT row_key->>'id' || ' ' || status || ' ' || occurrences
+             FROM walguard.violation_state ORDER BY (row_key->>'id')::int",
+            &[],
+        )
+        .await
+        .expect("violation states");
+    rows.iter().map(|row| row.get(0)).collect()
+}
+
+#[tokio::test]
+async fn a_row_failing_again_in_a_later_run_counts_on_its_state_and_reopens_it() {
+    let ddl = "CREATE TABLE items (id integer PRIMARY KEY, quantity integer)";
+    let schema = "x-table: public.items\nproperties:\n  quantity: {minimum: 1}\n";
+    let fixture = Fixture::new("refail", ddl, &[("public.items.yaml", schema)]).await;
+    fixture.setup().await;
+    fixture
+        .db
+        .execute(
+            "INSERT INTO items VALUES (1, 0), (2, 0); UPDATE items SET quantity = 5 WHERE id = 2",
+        )
+        .await;
+    fixture.run_to_current().await;
+    assert_eq!(state_counts(&fixture).await, ["1 open 1", "2 resolved 1"]);
+
+    // One batch with a state that is open, one that is resolved, and a new
+    // one: the states that exist take the new occurrence, the resolved one
+    // reopens, and the new one is recorded beside them.
+    fixture
+        .db
+        .execute(
+            "UPDATE items SET quantity = -1 WHERE id = 1;
+             UPDATE items SET quantity = 0 WHERE id = 2;
+             INSERT INTO items VALUES (3, 0)",
+        )
+        .await;
+    fixture.run_to_current().await;
+    assert_eq!(state_counts(&fixture).await, ["1 open 2", "2 open 2", "3 open 1"]);
+
+    // A batch with only new states after that.
+    fixture.db.execute("INSERT INTO items VALUES (4, 0)").await;
+    fixture.run_to_current().await;
+    assert_eq!(state_counts(&fixture).await, ["1 open 2", "2 open 2", "3 open 1", "4 open 1"]);
+    assert_eq!(fixture.violations().await.len(), 6, "the log keeps every violation");
+}
