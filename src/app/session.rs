@@ -239,12 +239,16 @@ impl Stream {
     }
 
     /// Everything before `lsn` has been read: acknowledge it now if nothing is
-    /// waiting to be written, nor being written, else once the batch is.
+    /// waiting to be written, nor being written, else once the batch is; at
+    /// once when `lsn` reaches `--until-lsn`, where nothing more will come.
     fn advance(&mut self, lsn: u64, transport: &Transport, writing: bool) {
         if self.batch.is_empty() && self.pending_ack.is_none() && !writing {
             self.progress.acknowledge(transport, lsn);
         } else {
             self.pending_ack = Some(self.pending_ack.map_or(lsn, |pending| pending.max(lsn)));
+            if self.until_lsn.is_some_and(|until| lsn >= until) {
+                self.deadline = Some(Instant::now());
+            }
             self.deadline.get_or_insert_with(|| Instant::now() + self.max_delay);
         }
     }

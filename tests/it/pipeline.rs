@@ -288,12 +288,22 @@ async fn a_replay_that_runs_on_into_new_changes_writes_only_the_new_ones_once() 
     fixture.db.execute(&bad_rows(1, 30)).await;
     assert_success(&fixture.run_to_current().await, "the first run");
 
-    // The second slot reads those again, then 20 new ones, in one batch.
+    // The second slot reads those again, then 20 new ones, in one batch: a
+    // batch may wait an hour, but reaching --until-lsn writes it at once.
     fixture.db.execute(&bad_rows(31, 50)).await;
     fixture.use_slot(&replay_slot);
-    fixture.configure("[sink]\nbatch_max_delay_ms = 2000\n");
-    let log = fixture.run_to_current().await.stderr;
-    let log = String::from_utf8_lossy(&log);
+    fixture.configure("[sink]\nbatch_max_delay_ms = 3600000\n");
+    let until = fixture.current_lsn().await;
+    let log_path = fixture.dir.path().join("replay.log");
+    let log_file = std::fs::File::create(&log_path).expect("a log file");
+    let mut child = fixture
+        .command(&["run", "--until-lsn", &until])
+        .stderr(log_file)
+        .spawn()
+        .expect("walguard starts");
+    let status = wait_for_exit(&mut child, Duration::from_secs(60)).await;
+    let log = std::fs::read_to_string(&log_path).expect("the log");
+    assert!(status.success(), "the replay exited with {status}:\n{log}");
     assert!(log.contains("violations=50 fresh=20"), "one batch, 20 of it new:\n{log}");
 
     let counted = |sql: &'static str| fixture.db.query_count(sql);
