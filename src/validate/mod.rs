@@ -142,7 +142,25 @@ pub fn validate_change(
 
     // Rules about the row as a whole.
     rules::check_rules(schema, op, row, old, &mut outcome);
+    keep_first_per_rule_and_column(&mut outcome.findings);
     outcome
+}
+
+/// Keeps one finding per rule and column, the first. A change's violation
+/// is keyed by its rule and column (see `Violation::dedup_key`), so a
+/// second one, such as a keyword failing at two places inside a jsonb
+/// column, or twice through `allOf`, would be dropped by the sink's unique
+/// key yet still counted as new: in the state's occurrences, the alerts and
+/// the metrics.
+fn keep_first_per_rule_and_column(findings: &mut Vec<Finding>) {
+    if findings.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let first: Vec<bool> =
+        findings.iter().map(|f| seen.insert((f.rule.as_str(), f.column.as_deref()))).collect();
+    let mut first = first.into_iter();
+    findings.retain(|_| first.next().unwrap_or(true));
 }
 
 /// Reports each `required` column that is NULL, unless the server did not send
