@@ -179,8 +179,10 @@ pub fn quote_literal(text: &str) -> String {
 }
 
 /// Whether an error with this SQLSTATE can go away by itself: connection
-/// failures, a server shutting down or starting up, lack of resources, and
-/// conflicts between transactions (PostgreSQL documentation, appendix A).
+/// failures, a server shutting down or starting up, lack of resources,
+/// conflicts between transactions, and a session the server ended for
+/// idling in a transaction, which a new connection does not share
+/// (PostgreSQL documentation, appendix A).
 pub fn is_transient_code(code: &tokio_postgres::error::SqlState) -> bool {
     let code = code.code();
     code.starts_with("08")
@@ -189,4 +191,24 @@ pub fn is_transient_code(code: &tokio_postgres::error::SqlState) -> bool {
         || code == "40001"
         || code == "40P01"
         || code == "55006"
+        || code == "25P03"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::error::SqlState;
+
+    #[test]
+    fn errors_a_new_connection_or_a_retry_can_clear_are_transient() {
+        let transient = |code: &str| is_transient_code(&SqlState::from_code(code));
+        for code in ["08006", "53300", "57P01", "40001", "40P01", "55006", "25P03"] {
+            assert!(transient(code), "{code}");
+        }
+        // A broken key, a missing table or grant, a statement cancelled (most
+        // often by statement_timeout): the same write would fail again.
+        for code in ["23505", "42P01", "42501", "57014"] {
+            assert!(!transient(code), "{code}");
+        }
+    }
 }
