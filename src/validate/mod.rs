@@ -153,12 +153,21 @@ pub fn validate_change(
 /// key yet still counted as new: in the state's occurrences, the alerts and
 /// the metrics.
 fn keep_first_per_rule_and_column(findings: &mut Vec<Finding>) {
-    if findings.len() < 2 {
-        return;
+    fn key(f: &Finding) -> (&str, Option<&str>) {
+        (f.rule.as_str(), f.column.as_deref())
     }
-    let mut seen = std::collections::HashSet::new();
-    let first: Vec<bool> =
-        findings.iter().map(|f| seen.insert((f.rule.as_str(), f.column.as_deref()))).collect();
+    let first: Vec<bool> = if findings.len() < 2 {
+        return;
+    } else if findings.len() <= 8 {
+        // A bad row has a finding or two: comparing them costs less than
+        // hashing.
+        (0..findings.len())
+            .map(|i| findings[..i].iter().all(|f| key(f) != key(&findings[i])))
+            .collect()
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        findings.iter().map(|f| seen.insert(key(f))).collect()
+    };
     let mut first = first.into_iter();
     findings.retain(|_| first.next().unwrap_or(true));
 }
