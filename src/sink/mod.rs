@@ -29,6 +29,7 @@ pub use lifecycle::Resolution;
 pub use pending::PendingReference;
 pub use signature::sign;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -308,26 +309,38 @@ impl Sink {
     async fn write_in_transaction(&self, batch: &Batch) -> Result<(usize, bool), SinkError> {
         let transaction = &self.client;
 
-        // The violations, skipping those a previous run already wrote.
+        // The violations, one per key, the first: a change that fails one
+        // keyword twice in a column (through `allOf`, or at two places in a
+        // jsonb value) has two findings under one key, and only one can be
+        // stored, so only one may count. Then skipping those a previous run
+        // already wrote.
+        let keys: Vec<String> = batch.violations.iter().map(Violation::dedup_key).collect();
+        let mut seen = HashSet::with_capacity(keys.len());
+        let unique: Vec<(&Violation, &str)> = batch
+            .violations
+            .iter()
+            .zip(&keys)
+            .filter(|(_, key)| seen.insert(key.as_str()))
+            .map(|(violation, key)| (violation, key.as_str()))
+            .collect();
         let mut fresh: Vec<&Violation> = Vec::new();
-        if !batch.violations.is_empty() {
-            let columns = ViolationColumns::from_batch(&batch.violations);
+        if !unique.is_empty() {
+            let columns = ViolationColumns::from_batch(&unique);
             let params = columns.params();
             let action = "insert violations";
             let plain = &self.insert_violations_plain;
             if self.violation_conflicts.insert(transaction, plain, &params, action).await? {
-                fresh = batch.violations.iter().collect();
+                fresh = unique.iter().map(|(violation, _)| *violation).collect();
             } else {
                 let rows = transaction
                     .query(&self.insert_violations, &params)
                     .await
                     .map_err(SinkError::sql(action))?;
-                let inserted: std::collections::HashSet<&str> =
-                    rows.iter().map(|row| row.get::<_, &str>(0)).collect();
-                fresh = batch
-                    .violations
+                let inserted: HashSet<&str> = rows.iter().map(|row| row.get(0)).collect();
+                fresh = unique
                     .iter()
-                    .filter(|v| inserted.contains(v.dedup_key().as_str()))
+                    .filter(|(_, key)| inserted.contains(key))
+                    .map(|(violation, _)| *violation)
                     .collect();
             }
         }
@@ -411,7 +424,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8
 
 /// A batch turned into one array per column, for a single `unnest` insert.
 #[derive(Default)]
-struct ViolationColumns {
+struct ViolationColumns<'b> {
     table_schema: Vec<String>,
     table_name: Vec<String>,
     operation: Vec<Option<&'static str>>,
@@ -424,13 +437,14 @@ struct ViolationColumns {
     severity: Vec<&'static str>,
     message: Vec<String>,
     value: Vec<Option<String>>,
-    dedup_key: Vec<String>,
+    dedup_key: Vec<&'b str>,
 }
 
-impl ViolationColumns {
-    fn from_batch(batch: &[Violation]) -> Self {
+impl<'b> ViolationColumns<'b> {
+    /// The columns of each violation, with its dedup key.
+    fn from_batch(batch: &[(&Violation, &'b str)]) -> Self {
         let mut c = ViolationColumns::default();
-        for v in batch {
+        for &(v, dedup_key) in batch {
             c.table_schema.push(v.table_schema.clone());
             c.table_name.push(v.table_name.clone());
             c.operation.push(v.operation.map(Operation::as_str));
@@ -443,7 +457,7 @@ impl ViolationColumns {
             c.severity.push(v.severity.as_str());
             c.message.push(v.message.clone());
             c.value.push(v.value.as_ref().map(Value::to_string));
-            c.dedup_key.push(v.dedup_key());
+            c.dedup_key.push(dedup_key);
         }
         c
     }

@@ -142,34 +142,7 @@ pub fn validate_change(
 
     // Rules about the row as a whole.
     rules::check_rules(schema, op, row, old, &mut outcome);
-    keep_first_per_rule_and_column(&mut outcome.findings);
     outcome
-}
-
-/// Keeps one finding per rule and column, the first. A change's violation
-/// is keyed by its rule and column (see `Violation::dedup_key`), so a
-/// second one, such as a keyword failing at two places inside a jsonb
-/// column, or twice through `allOf`, would be dropped by the sink's unique
-/// key yet still counted as new: in the state's occurrences, the alerts and
-/// the metrics.
-fn keep_first_per_rule_and_column(findings: &mut Vec<Finding>) {
-    fn key(f: &Finding) -> (&str, Option<&str>) {
-        (f.rule.as_str(), f.column.as_deref())
-    }
-    let first: Vec<bool> = if findings.len() < 2 {
-        return;
-    } else if findings.len() <= 8 {
-        // A bad row has a finding or two: comparing them costs less than
-        // hashing.
-        (0..findings.len())
-            .map(|i| findings[..i].iter().all(|f| key(f) != key(&findings[i])))
-            .collect()
-    } else {
-        let mut seen = std::collections::HashSet::new();
-        findings.iter().map(|f| seen.insert(key(f))).collect()
-    };
-    let mut first = first.into_iter();
-    findings.retain(|_| first.next().unwrap_or(true));
 }
 
 /// Reports each `required` column that is NULL, unless the server did not send

@@ -399,22 +399,3 @@ fn transition_rule_is_not_checked_on_insert() {
     assert_eq!(outcome.findings, []);
     assert_eq!(outcome.skipped, ["no_reopen"]);
 }
-
-#[test]
-fn a_keyword_failing_twice_in_one_column_is_one_finding_the_first() {
-    let set = table(
-        "properties:\n  quantity: {minimum: 1, allOf: [{minimum: 2}, {maximum: 100}]}\n  \
-         meta: {items: {type: integer}}\n",
-    );
-    // Four findings before, compared pairwise; fourteen, through a set.
-    for meta in
-        [r#"[1, "a", "b"]"#, r#"[1, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]"#]
-    {
-        let findings = insert(&set, &format!(r#"{{"quantity": 0, "meta": {meta}}}"#));
-        let keys: Vec<_> =
-            findings.iter().map(|f| (f.rule.as_str(), f.column.as_deref())).collect();
-        assert_eq!(keys, [("minimum", Some("quantity")), ("type", Some("meta"))], "{findings:#?}");
-        assert_eq!(findings[0].message, "quantity must be at least 1, got 0");
-        assert!(findings[1].message.contains("[1]"), "the first bad item: {}", findings[1].message);
-    }
-}

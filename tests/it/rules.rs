@@ -591,3 +591,30 @@ async fn a_row_failing_again_in_a_later_run_counts_on_its_state_and_reopens_it()
     assert_eq!(state_counts(&fixture).await, ["1 open 2", "2 open 2", "3 open 1", "4 open 1"]);
     assert_eq!(fixture.violations().await.len(), 6, "the log keeps every violation");
 }
+
+#[tokio::test]
+async fn a_keyword_failing_twice_in_one_column_is_one_violation_counted_once() {
+    let ddl = "CREATE TABLE items (id integer PRIMARY KEY, quantity integer, meta jsonb)";
+    let schema = "x-table: public.items\nproperties:\n  \
+                  quantity: {minimum: 1, allOf: [{minimum: 2}, {maximum: 100}]}\n  \
+                  meta: {items: {type: integer}}\n";
+    let fixture = Fixture::new("twice", ddl, &[("public.items.yaml", schema)]).await;
+    fixture.setup().await;
+    let many_strings: Vec<String> = (0..12).map(|i| format!("\"s{i}\"")).collect();
+    fixture
+        .db
+        .execute(&format!("INSERT INTO items VALUES (1, 0, '[1, {}]')", many_strings.join(", ")))
+        .await;
+    let log = fixture.run_to_current().await.stderr;
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("violations=14 fresh=2"), "two of 14 findings are new:\n{log}");
+
+    // The first finding of each rule and column stands.
+    let found: Vec<(String, String)> =
+        details(&fixture).await.into_iter().map(|(_, rule, _, message)| (rule, message)).collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0], ("minimum".to_owned(), "quantity must be at least 1, got 0".to_owned()));
+    assert_eq!(found[1].0, "type");
+    assert!(found[1].1.contains("[1]"), "the first bad item: {}", found[1].1);
+    assert_eq!(state_counts(&fixture).await, ["1 open 1", "1 open 1"]);
+}
