@@ -781,13 +781,10 @@ fn is_sent(relation: &CachedRelation, column: &Option<String>) -> bool {
 /// as the open-row set hashes them.
 fn redacted_key<'t>(schema: &TableSchema, cached: &CachedRelation, tuple: &'t Tuple) -> Values<'t> {
     let mut key = row::key_values(cached, tuple);
-    let secret: Vec<String> = key
-        .iter()
-        .filter(|(column, cell)| schema.is_pii(column) && !cell.is_null())
-        .map(|(column, _)| column.to_owned())
-        .collect();
-    for column in secret {
-        key.insert(column, Value::String(crate::validate::REDACTED.into()));
+    for name in cached.key_columns.iter().filter_map(|&index| cached.names.get(index)) {
+        if schema.is_pii(name) && key.cell(name).is_some_and(|cell| !cell.is_null()) {
+            key.insert(Arc::clone(name), Value::String(crate::validate::REDACTED.into()));
+        }
     }
     key
 }
