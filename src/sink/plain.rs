@@ -39,7 +39,7 @@ pub struct Conflicts {
 impl Conflicts {
     /// Whether this batch should try the plain insert; counts down the
     /// batches that should not.
-    pub fn try_plain(&self) -> bool {
+    fn try_plain(&self) -> bool {
         // A write takes the sink's `&self`, but only one runs at a time.
         self.expected_for
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
@@ -47,7 +47,7 @@ impl Conflicts {
     }
 
     /// The plain insert broke a unique key.
-    pub fn found(&self) {
+    fn found(&self) {
         self.expected_for.store(AFTER_CONFLICT, Ordering::Relaxed);
     }
 
